@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# vhost-blk top-level build.
+#
+#   make                     module, selftests and tools for every target kernel
+#   make KVER=<release>      only for one installed kernel
+#   make check               the test suite in a VM on every target kernel
+#   make run                 the main job: build, boot, load, show it working
+#   make checkpatch sparse   static checks of the kernel code
+#
+# Everything built goes to build/<kver>/; nothing is written into the sources.
+
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(TOP)/build
+
+# Debian 6.1 and 6.12: every installed kernel with headers and an image.
+KVERS ?= $(shell $(TOP)/scripts/kernels.sh)
+ifdef KVER
+KVERS := $(KVER)
+endif
+
+# LINUX_SOURCE=/path/to/linux-source-X.tar.xz overrides the tarball that
+# vhost.h comes from (the build checks that it matches the kernel).
+LINUX_SOURCE ?=
+
+CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
+
+.PHONY: all module selftests check run checkpatch sparse w1 clean help
+all: module selftests
+
+help:
+	@sed -n '3,12p' $(TOP)/Makefile
+
+module selftests: | $(BUILD)
+	@test -n "$(KVERS)" || { echo "no target kernel found: run scripts/deps.sh"; exit 1; }
+	@set -e; for k in $(KVERS); do $(MAKE) -s --no-print-directory -f $(TOP)/mk/kernel.mk \
+		TOP=$(TOP) KVER=$$k LINUX_SOURCE=$(LINUX_SOURCE) \
+		CFLAGS_USER="$(CFLAGS_USER)" $@; done
+
+check: all
+	@$(TOP)/scripts/run-tests.sh $(KVERS)
+
+run: all
+	@$(TOP)/scripts/demo.sh $(firstword $(KVERS))
+
+checkpatch sparse w1: | $(BUILD)
+	@set -e; for k in $(KVERS); do $(MAKE) -s --no-print-directory -f $(TOP)/mk/kernel.mk \
+		TOP=$(TOP) KVER=$$k LINUX_SOURCE=$(LINUX_SOURCE) $@; done
+
+$(BUILD):
+	@mkdir -p $@
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vhost-blk: in-kernel virtio-blk data plane on the vhost core.
+ *
+ * /dev/vhost-blk accepts the generic vhost ioctls of <linux/vhost.h>
+ * (VHOST_SET_OWNER, VHOST_GET/SET_FEATURES, VHOST_SET_MEM_TABLE, the vring
+ * ioctls and, on kernels whose vhost core has them, the worker ioctls) plus
+ * the device-specific ioctls below.
+ */
+#ifndef _UAPI_LINUX_VHOST_BLK_H
+#define _UAPI_LINUX_VHOST_BLK_H
+
+#include <linux/types.h>
+#include <linux/vhost.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+/**
+ * DOC: General errors
+ *
+ * Every vhost-blk ioctl may fail with:
+ *
+ * - EFAULT: the argument pointer could not be read or written.
+ * - EPERM: the caller is not the owner set with VHOST_SET_OWNER (owner
+ *   checks apply to every ioctl except VHOST_GET_FEATURES, VHOST_BLK_GET_CONFIG
+ *   and VHOST_BLK_GET_PARAMS).
+ * - EINVAL: ``size`` is smaller than the first version of the structure,
+ *   ``flags`` has unknown bits, or a ``__reserved`` field is not zero.
+ * - E2BIG: ``size`` is larger than the structure this module knows and the
+ *   extra bytes are not zero.
+ */
+
+/* Feature bits offered by VHOST_GET_FEATURES; all of them are implemented. */
+#define VHOST_BLK_FEATURES                        \
+	((1ULL << VIRTIO_F_VERSION_1) |           \
+	 (1ULL << VIRTIO_F_ANY_LAYOUT) |          \
+	 (1ULL << VIRTIO_RING_F_INDIRECT_DESC) |  \
+	 (1ULL << VIRTIO_RING_F_EVENT_IDX) |      \
+	 (1ULL << VIRTIO_BLK_F_SIZE_MAX) |        \
+	 (1ULL << VIRTIO_BLK_F_SEG_MAX) |         \
+	 (1ULL << VIRTIO_BLK_F_BLK_SIZE) |        \
+	 (1ULL << VIRTIO_BLK_F_TOPOLOGY) |        \
+	 (1ULL << VIRTIO_BLK_F_FLUSH) |           \
+	 (1ULL << VIRTIO_BLK_F_RO) |              \
+	 (1ULL << VIRTIO_BLK_F_MQ) |              \
+	 (1ULL << VIRTIO_BLK_F_DISCARD) |         \
+	 (1ULL << VIRTIO_BLK_F_WRITE_ZEROES))
+
+/*
+ * Upper bound on virtqueues per device. Each queue costs the vhost core about
+ * 40 KiB of iovec arrays at VHOST_SET_OWNER, so the bound keeps an idle
+ * device small; 16 matches the vCPU counts virtio-blk guests use in practice.
+ */
+#define VHOST_BLK_MAX_QUEUES	16
+
+/* Limits presented in the virtio-blk config space. */
+#define VHOST_BLK_SEG_MAX	254		/* data segments per request */
+#define VHOST_BLK_SIZE_MAX	(1U << 20)	/* bytes per data segment */
+
+/* Bytes of struct virtio_blk_config returned by VHOST_BLK_GET_CONFIG. */
+#define VHOST_BLK_CONFIG_SPACE	256
+
+/**
+ * struct vhost_blk_backend - argument of VHOST_BLK_SET_BACKEND
+ * @size: sizeof(struct vhost_blk_backend)
+ * @fd: an open block device, or -1 to detach the current backend
+ * @flags: must be zero
+ * @__reserved: must be zero
+ */
+struct vhost_blk_backend {
+	__u32 size;
+	__s32 fd;
+	__u32 flags;
+	__u32 __reserved;
+};
+
+/**
+ * VHOST_BLK_SET_BACKEND - attach, swap or detach the backing block device
+ *
+ * The module takes its own exclusive claim on the device behind @fd, so the
+ * caller may close @fd afterwards. The access mode follows how @fd was
+ * opened: a read-only fd presents a read-only disk (VIRTIO_BLK_F_RO in the
+ * config) and every write request completes with VIRTIO_BLK_S_IOERR.
+ *
+ * Rings that are set up (VHOST_SET_VRING_ADDR) and below num_queues start
+ * processing; a ring set up later starts at the next VHOST_BLK_SET_BACKEND.
+ * Attaching while a backend is attached drains in-flight requests, swaps the
+ * device and resumes. Detaching (@fd == -1) drains and stops every ring.
+ *
+ * Errors:
+ * - EBADF: @fd is not an open file descriptor.
+ * - ENOTBLK: @fd is not a block device.
+ * - EBUSY: the device is claimed by someone else (mounted, another
+ *   vhost-blk device, another exclusive opener).
+ * - EACCES: @fd is opened neither for reading nor for writing (O_PATH).
+ * - EFAULT: a ring that is set up is not accessible.
+ */
+#define VHOST_BLK_SET_BACKEND	_IOW(VHOST_VIRTIO, 0x50, struct vhost_blk_backend)
+
+/**
+ * struct vhost_blk_config - argument of VHOST_BLK_GET_CONFIG
+ * @size: sizeof(struct vhost_blk_config)
+ * @len: returns the number of valid bytes in @config
+ * @features: returns the feature bits to offer a guest of this device:
+ *	VHOST_BLK_FEATURES without VIRTIO_BLK_F_RO unless the backend is
+ *	read-only, and without VIRTIO_BLK_F_DISCARD unless it can discard
+ * @config: returns the virtio-blk config space the device presents
+ *	(struct virtio_blk_config, little endian) as a vhost-user
+ *	GET_CONFIG answer needs it; the rest of the array is zero
+ */
+struct vhost_blk_config {
+	__u32 size;
+	__u32 len;
+	__aligned_u64 features;
+	__u8 config[VHOST_BLK_CONFIG_SPACE];
+};
+
+/**
+ * VHOST_BLK_GET_CONFIG - read the virtio-blk config space
+ *
+ * Capacity, block size, topology and discard/write-zeroes limits come from
+ * the attached backend's queue limits; without a backend the capacity is 0.
+ * num_queues is the value set with VHOST_BLK_SET_PARAMS.
+ */
+#define VHOST_BLK_GET_CONFIG	_IOWR(VHOST_VIRTIO, 0x51, struct vhost_blk_config)
+
+/* Fields of struct vhost_blk_params selected by @mask */
+#define VHOST_BLK_PARAM_NUM_QUEUES	(1U << 0)
+#define VHOST_BLK_PARAM_SERIAL		(1U << 1)
+#define VHOST_BLK_PARAM_ALL		(VHOST_BLK_PARAM_NUM_QUEUES | \
+					 VHOST_BLK_PARAM_SERIAL)
+
+/**
+ * struct vhost_blk_params - argument of VHOST_BLK_SET/GET_PARAMS
+ * @size: sizeof(struct vhost_blk_params)
+ * @mask: VHOST_BLK_PARAM_* bits: fields SET_PARAMS changes; GET_PARAMS
+ *	returns VHOST_BLK_PARAM_ALL
+ * @num_queues: queues presented to the guest, 1..VHOST_BLK_MAX_QUEUES
+ *	(default 1)
+ * @__pad: must be zero
+ * @serial: answer to VIRTIO_BLK_T_GET_ID, zero padded, not necessarily
+ *	NUL-terminated (default all zero)
+ * @__reserved: must be zero
+ */
+struct vhost_blk_params {
+	__u32 size;
+	__u32 mask;
+	__u16 num_queues;
+	__u16 __pad;
+	__u8 serial[VIRTIO_BLK_ID_BYTES];
+	__u32 __reserved[4];
+};
+
+/**
+ * VHOST_BLK_SET_PARAMS - set device parameters
+ *
+ * Errors:
+ * - EINVAL: unknown @mask bits, or @num_queues out of range.
+ * - EBUSY: @num_queues changed while a backend is attached.
+ */
+#define VHOST_BLK_SET_PARAMS	_IOW(VHOST_VIRTIO, 0x52, struct vhost_blk_params)
+
+/* VHOST_BLK_GET_PARAMS - read device parameters */
+#define VHOST_BLK_GET_PARAMS	_IOWR(VHOST_VIRTIO, 0x53, struct vhost_blk_params)
+
+#endif /* _UAPI_LINUX_VHOST_BLK_H */

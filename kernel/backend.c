@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: the backing block device. Claiming it, describing it to the
+ * guest (virtio-blk config space), and starting, stopping and draining the
+ * virtqueues around it.
+ */
+#include "vhost_blk.h"
+
+#include <linux/file.h>
+#include <linux/log2.h>
+#include <linux/slab.h>
+
+static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
+						  int fd)
+{
+	struct vhost_blk_disk *disk;
+	struct file *f;
+	struct inode *inode;
+	bool write;
+	int ret;
+
+	f = fget(fd);
+	if (!f)
+		return ERR_PTR(-EBADF);
+
+	inode = file_inode(f);
+	ret = -ENOTBLK;
+	if (!S_ISBLK(inode->i_mode))
+		goto err_put_file;
+	ret = -EACCES;
+	if (!(f->f_mode & FMODE_READ))
+		goto err_put_file;
+	write = f->f_mode & FMODE_WRITE;
+
+	ret = -ENOMEM;
+	disk = kzalloc(sizeof(*disk), GFP_KERNEL);
+	if (!disk)
+		goto err_put_file;
+
+	/* Our own exclusive claim: fails with EBUSY when mounted or in use. */
+	ret = vhost_blk_bdev_open(&disk->handle, inode->i_rdev, write, blk);
+	if (ret)
+		goto err_free_disk;
+	fput(f);
+
+	disk->bdev = disk->handle.bdev;
+	disk->read_only = !write || bdev_read_only(disk->bdev);
+	return disk;
+
+err_free_disk:
+	kfree(disk);
+err_put_file:
+	fput(f);
+	return ERR_PTR(ret);
+}
+
+static void vhost_blk_disk_close(struct vhost_blk_disk *disk)
+{
+	vhost_blk_bdev_close(&disk->handle);
+	kfree(disk);
+}
+
+/*
+ * Stop one queue: no new requests are fetched once this returns, and every
+ * request already fetched has been completed to the guest (or, when the
+ * caller cannot reach the guest's memory, released).
+ *
+ * Context: process context, dev.mutex held.
+ */
+void vhost_blk_stop_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+
+	lockdep_assert_held(&blk->dev.mutex);
+
+	mutex_lock(&vq->mutex);
+	vhost_vq_set_backend(vq, NULL);
+	mutex_unlock(&vq->mutex);
+
+	vhost_blk_vq_drain(blk, bvq);
+}
+
+/* Context: dev.mutex held. */
+void vhost_blk_stop(struct vhost_blk *blk)
+{
+	int i;
+
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		vhost_blk_stop_vq(blk, &blk->vqs[i]);
+}
+
+/* Stop all queues and drop the backend. Context: dev.mutex held. */
+void vhost_blk_detach(struct vhost_blk *blk)
+{
+	vhost_blk_stop(blk);
+	if (blk->disk) {
+		vhost_blk_disk_close(blk->disk);
+		blk->disk = NULL;
+	}
+}
+
+/*
+ * Start every set-up queue below num_queues on @disk. A queue whose rings are
+ * not set up stays stopped. On error every queue is stopped again.
+ */
+static int vhost_blk_start(struct vhost_blk *blk, struct vhost_blk_disk *disk)
+{
+	struct vhost_virtqueue *vq;
+	int i, ret = 0;
+
+	for (i = 0; i < blk->num_queues; i++) {
+		struct vhost_blk_vq *bvq = &blk->vqs[i];
+
+		vq = &bvq->vq;
+		mutex_lock(&vq->mutex);
+		if (!vhost_vq_is_setup(vq)) {
+			mutex_unlock(&vq->mutex);
+			continue;
+		}
+		ret = -EFAULT;
+		if (!vhost_vq_access_ok(vq))
+			goto err_unlock;
+		ret = vhost_blk_vq_alloc_reqs(bvq);
+		if (ret)
+			goto err_unlock;
+		vhost_vq_set_backend(vq, disk);
+		ret = vhost_vq_init_access(vq);
+		if (ret) {
+			vhost_vq_set_backend(vq, NULL);
+			goto err_unlock;
+		}
+		mutex_unlock(&vq->mutex);
+		/* Requests may have been queued while stopped. */
+		vhost_poll_queue(&vq->poll);
+	}
+	return 0;
+
+err_unlock:
+	mutex_unlock(&vq->mutex);
+	vhost_blk_stop(blk);
+	return ret;
+}
+
+/*
+ * Attach, swap (drain, swap, resume) or detach (@fd == -1) the backend.
+ * A new device is claimed before the old one is touched, so a failed
+ * attach leaves the old backend attached but its queues stopped only
+ * if starting them failed.
+ *
+ * Context: dev.mutex held, caller is the owner.
+ */
+long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
+{
+	struct vhost_blk_disk *disk = NULL;
+	int ret;
+
+	lockdep_assert_held(&blk->dev.mutex);
+
+	if (fd != -1) {
+		disk = vhost_blk_disk_open(blk, fd);
+		if (IS_ERR(disk))
+			return PTR_ERR(disk);
+	}
+
+	vhost_blk_detach(blk);
+	if (!disk)
+		return 0;
+
+	blk->disk = disk;
+	ret = vhost_blk_start(blk, disk);
+	if (ret)
+		vhost_blk_detach(blk);
+	return ret;
+}
+
+/*
+ * Without hardware write-zeroes the block layer writes zero pages; bound one
+ * request so a guest cannot tie the device up for long.
+ */
+unsigned int vhost_blk_write_zeroes_max(struct block_device *bdev)
+{
+	return bdev_write_zeroes_sectors(bdev) ?: (32U << 20) >> SECTOR_SHIFT;
+}
+
+/*
+ * Fill @buf with the virtio-blk config space (little endian) and return its
+ * length. Context: dev.mutex held.
+ */
+size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
+			     u64 *features)
+{
+	struct virtio_blk_config *cfg = (struct virtio_blk_config *)buf;
+	size_t cfg_len = offsetofend(struct virtio_blk_config,
+				     write_zeroes_may_unmap);
+	struct block_device *bdev;
+	unsigned int lbs, pbs, discard_max, wz_max;
+
+	BUILD_BUG_ON(sizeof(*cfg) > VHOST_BLK_CONFIG_SPACE);
+	if (WARN_ON_ONCE(len < sizeof(*cfg)))
+		return 0;
+	memset(buf, 0, len);
+	*features = VHOST_BLK_FEATURES & ~(1ULL << VIRTIO_BLK_F_RO);
+
+	cfg->size_max = cpu_to_le32(VHOST_BLK_SIZE_MAX);
+	cfg->seg_max = cpu_to_le32(VHOST_BLK_SEG_MAX);
+	cfg->blk_size = cpu_to_le32(SECTOR_SIZE);
+	cfg->num_queues = cpu_to_le16(blk->num_queues);
+	/* Guest flushes reach the device: present a writeback cache. */
+	cfg->wce = 1;
+	cfg->max_discard_seg = cpu_to_le32(1);
+	cfg->max_write_zeroes_seg = cpu_to_le32(1);
+
+	if (!blk->disk)
+		return cfg_len;
+
+	bdev = blk->disk->bdev;
+	lbs = bdev_logical_block_size(bdev);
+	pbs = bdev_physical_block_size(bdev);
+	cfg->capacity = cpu_to_le64(bdev_nr_sectors(bdev));
+	cfg->blk_size = cpu_to_le32(lbs);
+	cfg->physical_block_exp = pbs > lbs ? ilog2(pbs / lbs) : 0;
+	cfg->alignment_offset = bdev_alignment_offset(bdev) / lbs;
+	cfg->min_io_size = cpu_to_le16(min_t(unsigned int,
+					     bdev_io_min(bdev) / lbs, U16_MAX));
+	cfg->opt_io_size = cpu_to_le32(bdev_io_opt(bdev) / lbs);
+
+	if (blk->disk->read_only)
+		*features |= 1ULL << VIRTIO_BLK_F_RO;
+	discard_max = blk->disk->read_only ? 0 :
+		      min_t(unsigned long, bdev_max_discard_sectors(bdev), U32_MAX);
+	if (!discard_max)
+		*features &= ~(1ULL << VIRTIO_BLK_F_DISCARD);
+	cfg->max_discard_sectors = cpu_to_le32(discard_max);
+	if (discard_max)
+		cfg->discard_sector_alignment =
+			cpu_to_le32(bdev_discard_granularity(bdev) >>
+				    SECTOR_SHIFT);
+
+	wz_max = vhost_blk_write_zeroes_max(bdev);
+	cfg->max_write_zeroes_sectors = cpu_to_le32(blk->disk->read_only ? 0 :
+						    wz_max);
+	cfg->write_zeroes_may_unmap = discard_max ? 1 : 0;
+	return cfg_len;
+}

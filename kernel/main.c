@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: an in-kernel virtio-blk device on the vhost core.
+ *
+ * /dev/vhost-blk gives one device per open file. Userspace (a VMM, or
+ * vhostblkctl serving QEMU's vhost-user-blk) sets the owner, features, memory
+ * table and vrings with the generic vhost ioctls, then attaches a block device
+ * with VHOST_BLK_SET_BACKEND. From then on the guest's requests go from the
+ * virtqueues to bios and back without entering userspace.
+ */
+#include "vhost_blk.h"
+
+#include <linux/file.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+static_assert(!(VHOST_BLK_FEATURES & (1ULL << VHOST_F_LOG_ALL)),
+	      "dirty logging is not implemented: never offer VHOST_F_LOG_ALL");
+static_assert(!(VHOST_BLK_FEATURES & (1ULL << VIRTIO_F_ACCESS_PLATFORM)),
+	      "device IOTLB is not implemented");
+
+static int vhost_blk_open(struct inode *inode, struct file *f)
+{
+	struct vhost_virtqueue **vqs;
+	struct vhost_blk *blk;
+	int i;
+
+	/* Large (one struct vhost_virtqueue per queue): allow vmalloc. */
+	blk = kvzalloc(sizeof(*blk), GFP_KERNEL | __GFP_RETRY_MAYFAIL);
+	if (!blk)
+		return -ENOMEM;
+
+	vqs = kmalloc_array(VHOST_BLK_MAX_QUEUES, sizeof(*vqs), GFP_KERNEL);
+	if (!vqs) {
+		kvfree(blk);
+		return -ENOMEM;
+	}
+
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		vqs[i] = &blk->vqs[i].vq;
+		blk->vqs[i].vq.handle_kick = vhost_blk_handle_kick;
+		vhost_blk_vq_init(&blk->vqs[i]);
+	}
+	blk->num_queues = 1;
+
+	vhost_dev_init(&blk->dev, vqs, VHOST_BLK_MAX_QUEUES, UIO_MAXIOV,
+		       VHOST_BLK_WEIGHT_REQS, VHOST_BLK_WEIGHT_BYTES, true,
+		       NULL);
+
+	f->private_data = blk;
+	return 0;
+}
+
+static int vhost_blk_release(struct inode *inode, struct file *f)
+{
+	struct vhost_blk *blk = f->private_data;
+	int i;
+
+	mutex_lock(&blk->dev.mutex);
+	vhost_blk_detach(blk);
+	mutex_unlock(&blk->dev.mutex);
+
+	vhost_dev_stop(&blk->dev);
+	vhost_dev_cleanup(&blk->dev);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		vhost_blk_vq_free_reqs(&blk->vqs[i]);
+	kfree(blk->dev.vqs);
+	kvfree(blk);
+	return 0;
+}
+
+static int vhost_blk_set_features(struct vhost_blk *blk, u64 features)
+{
+	int i;
+
+	if (features & ~VHOST_BLK_FEATURES)
+		return -EOPNOTSUPP;
+
+	mutex_lock(&blk->dev.mutex);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		struct vhost_virtqueue *vq = &blk->vqs[i].vq;
+
+		mutex_lock(&vq->mutex);
+		vq->acked_features = features;
+		mutex_unlock(&vq->mutex);
+	}
+	mutex_unlock(&blk->dev.mutex);
+	return 0;
+}
+
+/*
+ * Copy a size-versioned struct from userspace: @usize must cover at least
+ * @min bytes; bytes past what we know must be zero.
+ */
+static int vhost_blk_copy_arg(void *dst, size_t ksize, size_t min,
+			      const void __user *src)
+{
+	u32 usize;
+
+	if (get_user(usize, (const u32 __user *)src))
+		return -EFAULT;
+	if (usize < min)
+		return -EINVAL;
+	return copy_struct_from_user(dst, ksize, src, usize);
+}
+
+static long vhost_blk_ioctl_set_backend(struct vhost_blk *blk,
+					void __user *argp)
+{
+	struct vhost_blk_backend arg;
+	long ret;
+
+	ret = vhost_blk_copy_arg(&arg, sizeof(arg), sizeof(arg), argp);
+	if (ret)
+		return ret;
+	if (arg.flags || arg.__reserved)
+		return -EINVAL;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (!ret)
+		ret = vhost_blk_set_backend(blk, arg.fd);
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_ioctl_get_config(struct vhost_blk *blk,
+				       void __user *argp)
+{
+	struct vhost_blk_config *arg;
+	long ret;
+
+	arg = kzalloc(sizeof(*arg), GFP_KERNEL);
+	if (!arg)
+		return -ENOMEM;
+	ret = vhost_blk_copy_arg(arg, sizeof(*arg), sizeof(*arg), argp);
+	if (ret)
+		goto out;
+
+	mutex_lock(&blk->dev.mutex);
+	arg->len = vhost_blk_fill_config(blk, arg->config,
+					 sizeof(arg->config), &arg->features);
+	mutex_unlock(&blk->dev.mutex);
+
+	if (copy_to_user(argp, arg, sizeof(*arg)))
+		ret = -EFAULT;
+out:
+	kfree(arg);
+	return ret;
+}
+
+static long vhost_blk_ioctl_params(struct vhost_blk *blk, unsigned int ioctl,
+				   void __user *argp)
+{
+	struct vhost_blk_params arg;
+	long ret;
+	int i;
+
+	ret = vhost_blk_copy_arg(&arg, sizeof(arg), sizeof(arg), argp);
+	if (ret)
+		return ret;
+	if (arg.__pad || memchr_inv(arg.__reserved, 0, sizeof(arg.__reserved)))
+		return -EINVAL;
+
+	mutex_lock(&blk->dev.mutex);
+	if (ioctl == VHOST_BLK_GET_PARAMS) {
+		arg.mask = VHOST_BLK_PARAM_ALL;
+		arg.num_queues = blk->num_queues;
+		memcpy(arg.serial, blk->serial, sizeof(arg.serial));
+		mutex_unlock(&blk->dev.mutex);
+		return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
+	}
+
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
+	ret = -EINVAL;
+	if (arg.mask & ~VHOST_BLK_PARAM_ALL)
+		goto out;
+	if (arg.mask & VHOST_BLK_PARAM_NUM_QUEUES) {
+		if (!arg.num_queues || arg.num_queues > VHOST_BLK_MAX_QUEUES)
+			goto out;
+		ret = -EBUSY;
+		if (blk->disk && arg.num_queues != blk->num_queues)
+			goto out;
+		blk->num_queues = arg.num_queues;
+	}
+	if (arg.mask & VHOST_BLK_PARAM_SERIAL) {
+		/* Read by the workers' GET_ID without dev.mutex: stop them. */
+		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+			mutex_lock(&blk->vqs[i].vq.mutex);
+		memcpy(blk->serial, arg.serial, sizeof(blk->serial));
+		for (i = VHOST_BLK_MAX_QUEUES - 1; i >= 0; i--)
+			mutex_unlock(&blk->vqs[i].vq.mutex);
+	}
+	ret = 0;
+out:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+/*
+ * The vhost core's VHOST_GET_VRING_BASE only reads last_avail_idx. Requests
+ * fetched but not completed would be lost to a VMM that restarts the ring
+ * from that index, so stop and drain the ring first (vhost-user semantics).
+ */
+static long vhost_blk_ioctl_get_vring_base(struct vhost_blk *blk,
+					   void __user *argp)
+{
+	struct vhost_vring_state s;
+	long ret;
+
+	if (copy_from_user(&s, argp, sizeof(s)))
+		return -EFAULT;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
+	if (s.index < VHOST_BLK_MAX_QUEUES)
+		vhost_blk_stop_vq(blk, &blk->vqs[s.index]);
+	ret = vhost_vring_ioctl(&blk->dev, VHOST_GET_VRING_BASE, argp);
+out:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_reset_owner(struct vhost_blk *blk)
+{
+	struct vhost_iotlb *umem;
+	long ret;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
+	umem = vhost_dev_reset_owner_prepare();
+	if (!umem) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	vhost_blk_detach(blk);
+	vhost_dev_stop(&blk->dev);
+	vhost_dev_reset_owner(&blk->dev, umem);
+out:
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
+			    unsigned long arg)
+{
+	struct vhost_blk *blk = f->private_data;
+	void __user *argp = (void __user *)arg;
+	u64 features;
+	long ret;
+
+	switch (ioctl) {
+	case VHOST_BLK_SET_BACKEND:
+		return vhost_blk_ioctl_set_backend(blk, argp);
+	case VHOST_BLK_GET_CONFIG:
+		return vhost_blk_ioctl_get_config(blk, argp);
+	case VHOST_BLK_SET_PARAMS:
+	case VHOST_BLK_GET_PARAMS:
+		return vhost_blk_ioctl_params(blk, ioctl, argp);
+	case VHOST_GET_FEATURES:
+		features = VHOST_BLK_FEATURES;
+		if (copy_to_user(argp, &features, sizeof(features)))
+			return -EFAULT;
+		return 0;
+	case VHOST_SET_FEATURES:
+		if (copy_from_user(&features, argp, sizeof(features)))
+			return -EFAULT;
+		return vhost_blk_set_features(blk, features);
+	case VHOST_GET_VRING_BASE:
+		return vhost_blk_ioctl_get_vring_base(blk, argp);
+	case VHOST_RESET_OWNER:
+		return vhost_blk_reset_owner(blk);
+#ifdef VHOST_BLK_WORKER_IOCTLS
+	case VHOST_NEW_WORKER:
+	case VHOST_FREE_WORKER:
+	case VHOST_ATTACH_VRING_WORKER:
+	case VHOST_GET_VRING_WORKER:
+		mutex_lock(&blk->dev.mutex);
+		ret = vhost_worker_ioctl(&blk->dev, ioctl, argp);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
+#endif
+	default:
+		mutex_lock(&blk->dev.mutex);
+		ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);
+		if (ret == -ENOIOCTLCMD)
+			ret = vhost_vring_ioctl(&blk->dev, ioctl, argp);
+		else
+			vhost_dev_flush(&blk->dev);
+		mutex_unlock(&blk->dev.mutex);
+		return ret;
+	}
+}
+
+static const struct file_operations vhost_blk_fops = {
+	.owner		= THIS_MODULE,
+	.open		= vhost_blk_open,
+	.release	= vhost_blk_release,
+	.llseek		= noop_llseek,
+	.unlocked_ioctl	= vhost_blk_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
+static struct miscdevice vhost_blk_misc = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "vhost-blk",
+	.fops	= &vhost_blk_fops,
+};
+
+static int __init vhost_blk_init(void)
+{
+	int ret;
+
+	ret = bioset_init(&vhost_blk_bio_set, BIO_POOL_SIZE,
+			  offsetof(struct vhost_blk_bio, bio),
+			  BIOSET_NEED_BVECS);
+	if (ret)
+		return ret;
+
+	ret = misc_register(&vhost_blk_misc);
+	if (ret)
+		goto err_exit_bioset;
+	return 0;
+
+err_exit_bioset:
+	bioset_exit(&vhost_blk_bio_set);
+	return ret;
+}
+module_init(vhost_blk_init);
+
+static void __exit vhost_blk_exit(void)
+{
+	misc_deregister(&vhost_blk_misc);
+	bioset_exit(&vhost_blk_bio_set);
+}
+module_exit(vhost_blk_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Host kernel accelerator for virtio-blk");
+MODULE_ALIAS("devname:vhost-blk");

@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: one virtio-blk request. Everything here is guest-controlled:
+ * the header, the layout of the descriptor chain, sectors, lengths and
+ * flags are checked before any bio is built, and every failure ends as a
+ * status byte (IOERR or UNSUPP) rather than a lost request.
+ *
+ * Data moves zero-copy: bios are built straight from the guest's pages
+ * (the worker runs in the owner's mm) and submitted without waiting.
+ */
+#include "vhost_blk.h"
+
+struct bio_set vhost_blk_bio_set;
+
+/* Where a request's pieces are in the chain the vhost core translated. */
+struct vhost_blk_layout {
+	struct iovec *out_iov;		/* header, then write/discard payload */
+	unsigned int out_nr;
+	size_t out_len;
+	struct iovec *in_iov;		/* read data or ID, then the status byte */
+	unsigned int in_nr;
+	size_t in_len;			/* without the status byte */
+};
+
+static void vhost_blk_bio_status(struct vhost_blk_req *req, struct bio *bio)
+{
+	if (bio->bi_status)
+		req->status = bio->bi_status == BLK_STS_NOTSUPP ?
+			      VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+}
+
+/* End of a bio carrying guest pages (from vhost_blk_bio_set). */
+static void vhost_blk_bio_end_io(struct bio *bio)
+{
+	struct vhost_blk_bio *vbio = container_of(bio, struct vhost_blk_bio,
+						  bio);
+	struct vhost_blk_req *req = bio->bi_private;
+
+	vhost_blk_bio_status(req, bio);
+	/* Pages are unpinned in process context (dirtying may sleep). */
+	llist_add(&vbio->node, &req->bios);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_end(req);
+}
+
+/* End of a bio without guest pages: flush, discard, write zeroes. */
+static void vhost_blk_bio_end_io_nodata(struct bio *bio)
+{
+	struct vhost_blk_req *req = bio->bi_private;
+
+	vhost_blk_bio_status(req, bio);
+	bio_put(bio);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_end(req);
+}
+
+/* Context: process context. */
+void vhost_blk_req_release_bios(struct vhost_blk_req *req)
+{
+	struct vhost_blk_bio *vbio, *tmp;
+	struct llist_node *list = llist_del_all(&req->bios);
+
+	llist_for_each_entry_safe(vbio, tmp, list, node) {
+		bio_release_pages(&vbio->bio, req->to_guest);
+		bio_put(&vbio->bio);
+	}
+}
+
+static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio,
+			     bio_end_io_t *end_io)
+{
+	bio->bi_private = req;
+	bio->bi_end_io = end_io;
+	atomic_inc(&req->pending);
+	submit_bio(bio);
+}
+
+static struct bio *vhost_blk_bio_alloc(struct block_device *bdev,
+				       unsigned short nr_vecs, blk_opf_t opf)
+{
+	return bio_alloc_bioset(bdev, nr_vecs, opf, GFP_KERNEL,
+				&vhost_blk_bio_set);
+}
+
+/*
+ * Read or write @iter at @sector, split into as many bios as the pages need.
+ * Returns 0 once every page is in a submitted bio, or a VIRTIO_BLK_S_* error
+ * if pinning failed part way (bios already submitted still end normally).
+ */
+static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
+		       struct iov_iter *iter, sector_t sector, blk_opf_t opf)
+{
+	while (iov_iter_count(iter)) {
+		struct bio *bio;
+		int ret;
+
+		bio = vhost_blk_bio_alloc(bdev,
+					  bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
+					  opf);
+		bio->bi_iter.bi_sector = sector;
+		ret = bio_iov_iter_get_pages(bio, iter);
+		if (unlikely(ret || !bio->bi_iter.bi_size)) {
+			bio_put(bio);
+			return VIRTIO_BLK_S_IOERR;
+		}
+		sector += bio->bi_iter.bi_size >> SECTOR_SHIFT;
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io);
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+/* Count the iovecs @len bytes at @skip span; reject an over-long one. */
+static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
+				  size_t skip, size_t len)
+{
+	unsigned int segs = 0;
+
+	for (; nr && len; iov++, nr--) {
+		size_t seg = iov->iov_len;
+
+		if (skip >= seg) {
+			skip -= seg;
+			continue;
+		}
+		seg = min(seg - skip, len);
+		skip = 0;
+		if (seg > VHOST_BLK_SIZE_MAX || ++segs > VHOST_BLK_SEG_MAX)
+			return false;
+		len -= seg;
+	}
+	return true;
+}
+
+/* Is [@sector, @sector + @bytes) inside the disk and block aligned? */
+static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector,
+			       u64 bytes)
+{
+	unsigned int lbs_sectors = bdev_logical_block_size(bdev) >> SECTOR_SHIFT;
+	u64 capacity = bdev_nr_sectors(bdev);
+	u64 nr = bytes >> SECTOR_SHIFT;
+
+	if (bytes & (bdev_logical_block_size(bdev) - 1))
+		return false;
+	if (sector & (lbs_sectors - 1))
+		return false;
+	return sector <= capacity && nr <= capacity - sector;
+}
+
+static u8 vhost_blk_read_write(struct vhost_blk_req *req,
+			       struct vhost_blk_disk *disk,
+			       struct vhost_blk_layout *l, struct iov_iter *out,
+			       bool write, u64 sector)
+{
+	struct block_device *bdev = disk->bdev;
+	struct iov_iter data;
+	size_t len;
+
+	if (write) {
+		/* Data must follow the header, nothing may be written back. */
+		if (l->in_len || disk->read_only)
+			return VIRTIO_BLK_S_IOERR;
+		data = *out;
+		len = iov_iter_count(&data);
+		if (!vhost_blk_segments_ok(l->out_iov, l->out_nr,
+					   sizeof(struct virtio_blk_outhdr), len))
+			return VIRTIO_BLK_S_IOERR;
+	} else {
+		if (iov_iter_count(out))
+			return VIRTIO_BLK_S_IOERR;
+		len = l->in_len;
+		iov_iter_init(&data, ITER_DEST, l->in_iov, l->in_nr, len);
+		if (!vhost_blk_segments_ok(l->in_iov, l->in_nr, 0, len))
+			return VIRTIO_BLK_S_IOERR;
+	}
+
+	if (!vhost_blk_range_ok(bdev, sector, len))
+		return VIRTIO_BLK_S_IOERR;
+	/*
+	 * Guest buffers go to the device as they are, so they must meet its
+	 * DMA alignment and every segment must be a whole number of logical
+	 * blocks, as for O_DIRECT. Linux guests always comply.
+	 */
+	if (!bdev_iter_is_aligned(bdev, &data)) {
+		pr_warn_ratelimited("unaligned guest buffer rejected (sector %llu, %zu bytes)\n",
+				    sector, len);
+		return VIRTIO_BLK_S_IOERR;
+	}
+
+	if (!write) {
+		req->to_guest = true;
+		req->used_len = len + 1;
+	}
+	return vhost_blk_rw(req, bdev, &data, sector,
+			    write ? REQ_OP_WRITE : REQ_OP_READ);
+}
+
+static u8 vhost_blk_flush(struct vhost_blk_req *req,
+			  struct vhost_blk_disk *disk)
+{
+	struct bio *bio;
+
+	/*
+	 * An empty write with PREFLUSH: kernels with upstream 1c042f8d4bc3
+	 * (6.6.y and later) refuse REQ_OP_FLUSH bios from submit_bio().
+	 */
+	bio = vhost_blk_bio_alloc(disk->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH);
+	vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	return VIRTIO_BLK_S_OK;
+}
+
+static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
+			   struct vhost_blk_layout *l)
+{
+	size_t len = min_t(size_t, l->in_len, VIRTIO_BLK_ID_BYTES);
+	struct iov_iter iter;
+
+	iov_iter_init(&iter, ITER_DEST, l->in_iov, l->in_nr, len);
+	if (copy_to_iter(blk->serial, len, &iter) != len)
+		return VIRTIO_BLK_S_IOERR;
+	req->used_len = len + 1;
+	return VIRTIO_BLK_S_OK;
+}
+
+/* DISCARD and WRITE_ZEROES, with QEMU's answers to odd requests. */
+static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
+					 struct vhost_blk_disk *disk,
+					 struct iov_iter *out, u32 type)
+{
+	struct block_device *bdev = disk->bdev;
+	struct virtio_blk_discard_write_zeroes seg;
+	bool zeroes = type == VIRTIO_BLK_T_WRITE_ZEROES;
+	struct bio *bio = NULL;
+	u32 nr, flags, max;
+	u64 sector;
+	int ret;
+
+	/* One segment per request, as max_*_seg in the config says. */
+	if (iov_iter_count(out) != sizeof(seg))
+		return iov_iter_count(out) > sizeof(seg) ?
+		       VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+	if (copy_from_iter(&seg, sizeof(seg), out) != sizeof(seg))
+		return VIRTIO_BLK_S_IOERR;
+	sector = le64_to_cpu(seg.sector);
+	nr = le32_to_cpu(seg.num_sectors);
+	flags = le32_to_cpu(seg.flags);
+
+	if (disk->read_only)
+		return VIRTIO_BLK_S_IOERR;
+	if (flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
+		return VIRTIO_BLK_S_UNSUPP;
+	if (!zeroes && flags)
+		return VIRTIO_BLK_S_UNSUPP;
+
+	max = zeroes ? vhost_blk_write_zeroes_max(bdev) :
+		       min_t(unsigned long, bdev_max_discard_sectors(bdev),
+			     U32_MAX);
+	if (!zeroes && !max)
+		return VIRTIO_BLK_S_UNSUPP;
+	if (nr > max || !vhost_blk_range_ok(bdev, sector, (u64)nr << SECTOR_SHIFT))
+		return VIRTIO_BLK_S_IOERR;
+	if (!nr)
+		return VIRTIO_BLK_S_OK;
+
+	if (zeroes)
+		ret = __blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL, &bio,
+					     flags ? 0 : BLKDEV_ZERO_NOUNMAP);
+	else
+		ret = __blkdev_issue_discard(bdev, sector, nr, GFP_KERNEL,
+					     &bio);
+	/* The helpers chain their bios; the last one ends the chain. */
+	if (bio)
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	if (ret)
+		return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP :
+					    VIRTIO_BLK_S_IOERR;
+	return VIRTIO_BLK_S_OK;
+}
+
+/*
+ * Find the status byte (the chain's last writable byte) and the pieces
+ * around it. Returns false when there is no writable byte at all.
+ */
+static bool vhost_blk_layout(struct vhost_blk_req *req, struct iovec *iov,
+			     unsigned int out, unsigned int in,
+			     struct vhost_blk_layout *l)
+{
+	int i;
+
+	l->out_iov = iov;
+	l->out_nr = out;
+	l->out_len = iov_length(iov, out);
+	l->in_iov = iov + out;
+	l->in_nr = in;
+	l->in_len = iov_length(iov + out, in);
+
+	for (i = in - 1; i >= 0; i--) {
+		struct iovec *last = &l->in_iov[i];
+
+		if (last->iov_len) {
+			req->status_ptr = (u8 __user *)last->iov_base +
+					  last->iov_len - 1;
+			l->in_len--;
+			return true;
+		}
+	}
+	return false;
+}
+
+static u8 vhost_blk_dispatch(struct vhost_blk *blk, struct vhost_blk_disk *disk,
+			     struct vhost_blk_req *req,
+			     struct vhost_blk_layout *l, size_t *bytes)
+{
+	struct vhost_virtqueue *vq = &req->bvq->vq;
+	struct virtio_blk_outhdr hdr;
+	struct iov_iter out;
+	u64 sector;
+	u32 type;
+
+	/* The header may be split across descriptors (ANY_LAYOUT). */
+	iov_iter_init(&out, ITER_SOURCE, l->out_iov, l->out_nr, l->out_len);
+	if (l->out_len < sizeof(hdr) ||
+	    copy_from_iter(&hdr, sizeof(hdr), &out) != sizeof(hdr))
+		return VIRTIO_BLK_S_IOERR;
+	type = vhost32_to_cpu(vq, hdr.type);
+	sector = vhost64_to_cpu(vq, hdr.sector);
+
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		*bytes = l->in_len;
+		return vhost_blk_read_write(req, disk, l, &out, false, sector);
+	case VIRTIO_BLK_T_OUT:
+		*bytes = iov_iter_count(&out);
+		return vhost_blk_read_write(req, disk, l, &out, true, sector);
+	case VIRTIO_BLK_T_FLUSH:
+		return vhost_blk_flush(req, disk);
+	case VIRTIO_BLK_T_GET_ID:
+		return vhost_blk_get_id(blk, req, l);
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return vhost_blk_discard_write_zeroes(req, disk, &out, type);
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+}
+
+/*
+ * Start the request whose chain the vhost core left in vq->iov. The request
+ * ends exactly once through vhost_blk_req_end(), after its last bio or at
+ * once when it needs no I/O. Returns the data bytes it moves (for weights).
+ *
+ * Context: the queue's worker, vq->mutex held.
+ */
+size_t vhost_blk_req_submit(struct vhost_blk *blk, struct vhost_blk_disk *disk,
+			    struct vhost_blk_req *req, unsigned int out,
+			    unsigned int in)
+{
+	struct vhost_virtqueue *vq = &req->bvq->vq;
+	struct vhost_blk_layout l;
+	size_t bytes = 0;
+	u8 status;
+
+	req->status_ptr = NULL;
+	req->used_len = 1;
+	req->status = VIRTIO_BLK_S_OK;
+	req->to_guest = false;
+	init_llist_head(&req->bios);
+	/* Our own reference: the request cannot end while we build it. */
+	atomic_set(&req->pending, 1);
+
+	if (!vhost_blk_layout(req, vq->iov, out, in, &l)) {
+		/* Nowhere to put a status: return the buffer unwritten. */
+		vq_err(vq, "Request at head %u has no writable status byte\n",
+		       req->head);
+		req->used_len = 0;
+	} else {
+		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes);
+		/* A bio may already have failed; keep the first error. */
+		if (status != VIRTIO_BLK_S_OK && req->status == VIRTIO_BLK_S_OK)
+			req->status = status;
+	}
+
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_end(req);
+	return bytes;
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vhost-blk: shared definitions of the module's files.
+ *
+ *   main.c     misc device, open/release, ioctl dispatch, features, params
+ *   backend.c  claiming the block device, config space, start/stop/drain
+ *   vq.c       kick handler, request table, completion batching
+ *   request.c  parsing one virtio-blk request and turning it into bios
+ */
+#ifndef VHOST_BLK_PRIV_H
+#define VHOST_BLK_PRIV_H
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/llist.h>
+#include <linux/uio.h>
+#include <linux/vhost_blk.h>
+
+#include "vhost.h"
+#include "compat.h"
+
+/*
+ * Work one kick may do before yielding the worker to other queues, as in
+ * vhost-net/vsock: a request count and a byte count.
+ */
+#define VHOST_BLK_WEIGHT_REQS	256
+#define VHOST_BLK_WEIGHT_BYTES	(8U << 20)
+
+/* An attached backing block device. Immutable while attached. */
+struct vhost_blk_disk {
+	struct vhost_blk_bdev_handle handle;
+	struct block_device *bdev;
+	bool read_only;
+};
+
+struct vhost_blk_vq;
+
+/*
+ * One request fetched from the avail ring and not yet published to the used
+ * ring. Lives in the per-queue table; owned by the submitting kick handler,
+ * then by its bios until the last one ends, then by the completion work.
+ */
+struct vhost_blk_req {
+	struct vhost_blk_vq *bvq;
+	struct vhost_blk_req *next_free;	/* table free list */
+	struct llist_node done_node;		/* on bvq->done */
+	struct llist_head bios;			/* ended bios, unpinned later */
+	atomic_t pending;			/* bios in flight + 1 while submitting */
+	u8 __user *status_ptr;			/* the guest's status byte */
+	u32 used_len;				/* bytes written into the guest */
+	u16 head;
+	u8 status;				/* VIRTIO_BLK_S_* */
+	bool to_guest;				/* data moved into guest pages */
+};
+
+/*
+ * A bio carrying guest pages, from vhost_blk_bio_set; bi_private is the
+ * request. Bios from the block layer's helpers (discard, write zeroes)
+ * come from other sets and have no such wrapper.
+ */
+struct vhost_blk_bio {
+	struct llist_node node;			/* on req->bios once ended */
+	struct bio bio;				/* must be last */
+};
+
+/*
+ * A virtqueue and the requests it has in flight.
+ *
+ * Locking: vq.mutex protects the request table and free list, the
+ * starved flag and vq.private_data (the struct vhost_blk_disk, set and
+ * cleared only with vq.mutex held, as in vsock.c). @done is lock-free:
+ * bios add to it from any context, only vq.mutex holders take from it.
+ * @inflight counts requests whose bios have not all ended; it reaches zero
+ * only after the request is on @done.
+ */
+struct vhost_blk_vq {
+	struct vhost_virtqueue vq;
+	struct vhost_blk_req *reqs;		/* table of @nr_reqs */
+	struct vring_used_elem *used;		/* batch for vhost_add_used_n */
+	unsigned int nr_reqs;
+	struct vhost_blk_req *free_reqs;
+	bool starved;				/* stopped on an empty table */
+	struct llist_head done;
+	atomic_t inflight;
+	struct vhost_work complete_work;
+};
+
+/*
+ * Lock order: dev.mutex -> vq->mutex. dev.mutex serializes ioctls and
+ * protects @disk, @num_queues and @serial; kick and completion work take
+ * only vq->mutex and see the disk through vq->private_data.
+ */
+struct vhost_blk {
+	struct vhost_dev dev;
+	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
+	struct vhost_blk_disk *disk;
+	unsigned int num_queues;
+	u8 serial[VIRTIO_BLK_ID_BYTES];
+};
+
+/* backend.c */
+long vhost_blk_set_backend(struct vhost_blk *blk, int fd);
+void vhost_blk_stop(struct vhost_blk *blk);
+void vhost_blk_stop_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq);
+void vhost_blk_detach(struct vhost_blk *blk);
+size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
+			     u64 *features);
+unsigned int vhost_blk_write_zeroes_max(struct block_device *bdev);
+
+/* vq.c */
+void vhost_blk_vq_init(struct vhost_blk_vq *bvq);
+int vhost_blk_vq_alloc_reqs(struct vhost_blk_vq *bvq);
+void vhost_blk_vq_free_reqs(struct vhost_blk_vq *bvq);
+void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq);
+void vhost_blk_handle_kick(struct vhost_work *work);
+
+/* request.c */
+extern struct bio_set vhost_blk_bio_set;
+size_t vhost_blk_req_submit(struct vhost_blk *blk, struct vhost_blk_disk *disk,
+			    struct vhost_blk_req *req, unsigned int out,
+			    unsigned int in);
+void vhost_blk_req_end(struct vhost_blk_req *req);
+void vhost_blk_req_release_bios(struct vhost_blk_req *req);
+
+#endif /* VHOST_BLK_PRIV_H */

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: virtqueue processing. The kick handler fetches requests and
+ * submits their bios under a plug; bios end in any context and hand their
+ * request to the queue's completion work, which publishes a batch to the
+ * used ring with one call-eventfd signal.
+ */
+#include "vhost_blk.h"
+
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/wait_bit.h>
+
+static void vhost_blk_complete_work(struct vhost_work *work);
+
+void vhost_blk_vq_init(struct vhost_blk_vq *bvq)
+{
+	init_llist_head(&bvq->done);
+	atomic_set(&bvq->inflight, 0);
+	vhost_work_init(&bvq->complete_work, vhost_blk_complete_work);
+}
+
+/*
+ * Size the request table from the ring. A ring holds at most vq->num
+ * requests at once from an honest guest; a hostile one that recycles heads
+ * finds the table empty and waits for completions (see @starved).
+ *
+ * Context: vq->mutex held, queue stopped and drained.
+ */
+int vhost_blk_vq_alloc_reqs(struct vhost_blk_vq *bvq)
+{
+	unsigned int i, num = bvq->vq.num;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (bvq->reqs && bvq->nr_reqs == num)
+		goto reset_free_list;
+
+	vhost_blk_vq_free_reqs(bvq);
+	bvq->reqs = kvcalloc(num, sizeof(*bvq->reqs), GFP_KERNEL);
+	bvq->used = kvcalloc(num, sizeof(*bvq->used), GFP_KERNEL);
+	if (!bvq->reqs || !bvq->used) {
+		vhost_blk_vq_free_reqs(bvq);
+		return -ENOMEM;
+	}
+	bvq->nr_reqs = num;
+
+reset_free_list:
+	bvq->free_reqs = NULL;
+	for (i = 0; i < num; i++) {
+		bvq->reqs[i].bvq = bvq;
+		bvq->reqs[i].next_free = bvq->free_reqs;
+		bvq->free_reqs = &bvq->reqs[i];
+	}
+	bvq->starved = false;
+	return 0;
+}
+
+void vhost_blk_vq_free_reqs(struct vhost_blk_vq *bvq)
+{
+	WARN_ON_ONCE(atomic_read(&bvq->inflight));
+	kvfree(bvq->reqs);
+	kvfree(bvq->used);
+	bvq->reqs = NULL;
+	bvq->used = NULL;
+	bvq->free_reqs = NULL;
+	bvq->nr_reqs = 0;
+}
+
+static struct vhost_blk_req *vhost_blk_req_alloc(struct vhost_blk_vq *bvq)
+{
+	struct vhost_blk_req *req = bvq->free_reqs;
+
+	if (req)
+		bvq->free_reqs = req->next_free;
+	return req;
+}
+
+static void vhost_blk_req_free(struct vhost_blk_vq *bvq,
+			       struct vhost_blk_req *req)
+{
+	req->next_free = bvq->free_reqs;
+	bvq->free_reqs = req;
+}
+
+/*
+ * Called once per request when its last bio has ended (or at once when it
+ * needed no I/O). Any context.
+ */
+void vhost_blk_req_end(struct vhost_blk_req *req)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	llist_add(&req->done_node, &bvq->done);
+	/* A dead worker is covered by the drain, which runs after inflight. */
+	vhost_blk_queue_work(&bvq->vq, &bvq->complete_work);
+	/* Last access to @bvq: the drain may free it once this reaches 0. */
+	if (atomic_dec_and_test(&bvq->inflight))
+		wake_up_var(&bvq->inflight);
+}
+
+/*
+ * Release the bios of every ended request and, if @publish, write status
+ * bytes and add the requests to the used ring in one batch, then signal.
+ *
+ * Context: process context with the owner's mm when @publish, vq->mutex held.
+ */
+static void vhost_blk_vq_complete(struct vhost_blk *blk,
+				  struct vhost_blk_vq *bvq, bool publish)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	struct vhost_blk_req *req, *tmp;
+	struct llist_node *list;
+	unsigned int n = 0;
+
+	lockdep_assert_held(&vq->mutex);
+
+	list = llist_reverse_order(llist_del_all(&bvq->done));
+	llist_for_each_entry_safe(req, tmp, list, done_node) {
+		vhost_blk_req_release_bios(req);
+		if (publish) {
+			if (req->status_ptr &&
+			    put_user(req->status, req->status_ptr))
+				vq_err(vq, "Faulted on writing status of head %u\n",
+				       req->head);
+			bvq->used[n].id = cpu_to_vhost32(vq, req->head);
+			bvq->used[n].len = cpu_to_vhost32(vq, req->used_len);
+			n++;
+		}
+		vhost_blk_req_free(bvq, req);
+	}
+
+	if (n) {
+		if (vhost_add_used_n(vq, bvq->used, n))
+			vq_err(vq, "Faulted on updating the used ring\n");
+		vhost_signal(&blk->dev, vq);
+	}
+
+	if (bvq->starved && bvq->free_reqs) {
+		bvq->starved = false;
+		vhost_poll_queue(&vq->poll);
+	}
+}
+
+static void vhost_blk_complete_work(struct vhost_work *work)
+{
+	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
+						complete_work);
+	struct vhost_blk *blk = container_of(bvq->vq.dev, struct vhost_blk,
+					     dev);
+
+	mutex_lock(&bvq->vq.mutex);
+	vhost_blk_vq_complete(blk, bvq, true);
+	mutex_unlock(&bvq->vq.mutex);
+}
+
+/*
+ * Wait for every request of a stopped queue to end and complete it. The
+ * worker normally publishes them; if it is gone, publish here when the caller
+ * runs in the owner's address space (an ioctl), else just release them: the
+ * owner's memory is going away (close at exit).
+ *
+ * Context: process context, dev.mutex held, the queue's backend cleared.
+ */
+void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+
+	wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
+	vhost_dev_flush(&blk->dev);
+
+	mutex_lock(&vq->mutex);
+	vhost_blk_vq_complete(blk, bvq, current->mm && current->mm == blk->dev.mm);
+	mutex_unlock(&vq->mutex);
+}
+
+void vhost_blk_handle_kick(struct vhost_work *work)
+{
+	struct vhost_virtqueue *vq = container_of(work, struct vhost_virtqueue,
+						  poll.work);
+	struct vhost_blk_vq *bvq = container_of(vq, struct vhost_blk_vq, vq);
+	struct vhost_blk *blk = container_of(vq->dev, struct vhost_blk, dev);
+	struct vhost_blk_disk *disk;
+	struct blk_plug plug;
+	size_t bytes = 0;
+	int reqs = 0;
+
+	mutex_lock(&vq->mutex);
+	disk = vhost_vq_get_backend(vq);
+	if (!disk)
+		goto out;
+	if (!vq_meta_prefetch(vq))
+		goto out;
+
+	vhost_disable_notify(&blk->dev, vq);
+	blk_start_plug(&plug);
+	do {
+		struct vhost_blk_req *req;
+		unsigned int out, in;
+		int head;
+
+		req = vhost_blk_req_alloc(bvq);
+		if (!req) {
+			/* Completions free entries and requeue us. */
+			bvq->starved = true;
+			break;
+		}
+
+		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
+					 &out, &in, NULL, NULL);
+		if (unlikely(head < 0)) {
+			/*
+			 * A broken chain (loop, bad address, too long): the
+			 * core reported it on the error eventfd. We cannot
+			 * tell where its status byte is; the queue stays
+			 * stopped until the VMM resets it, as virtio asks
+			 * (DEVICE_NEEDS_RESET).
+			 */
+			vhost_blk_req_free(bvq, req);
+			break;
+		}
+		if (head == vq->num) {
+			vhost_blk_req_free(bvq, req);
+			if (unlikely(vhost_enable_notify(&blk->dev, vq))) {
+				vhost_disable_notify(&blk->dev, vq);
+				continue;
+			}
+			break;
+		}
+
+		req->head = head;
+		atomic_inc(&bvq->inflight);
+		bytes += vhost_blk_req_submit(blk, disk, req, out, in);
+	} while (!vhost_exceeds_weight(vq, ++reqs, bytes));
+	blk_finish_plug(&plug);
+out:
+	mutex_unlock(&vq->mutex);
+}

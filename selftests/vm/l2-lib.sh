@@ -1,0 +1,80 @@
+# Boot a level-2 guest (KVM inside the vmrun VM). Source from a test running in the VM (sh/bash):
+#
+#   . "$VM_DIR/l2-lib.sh"
+#   reason=$(l2_kvm_ready) || skip "$reason"
+#   l2_build_initramfs "$work/initrd.gz" "$work/body.sh" virtio_blk   # modules insmod'ed first
+#   L2_SHARED_MEM=1 l2_boot "$work/initrd.gz" "$work/console.log" -chardev ... -device ...
+#   grep -q 'my marker' "$work/console.log"
+#
+# The guest runs the same kernel as the VM (/boot/vmlinuz-$(uname -r)); its /init mounts
+# proc/sys/devtmpfs, insmods the requested modules, runs the body script with busybox sh and
+# powers off whatever the body does. Results come back through the serial console log.
+# Knobs (environment): L2_MEM_MB (512), L2_TIMEOUT (180 s), L2_APPEND (extra kernel args),
+# L2_SHARED_MEM=1 (guest RAM in a shared memfd, which vhost-user back ends need).
+
+# dash cannot tell a sourced file its own path: callers outside selftests/vm set L2_LIB_DIR.
+L2_LIB_DIR=${L2_LIB_DIR:-$(cd "$(dirname "${BASH_SOURCE:-$0}")" && pwd -P)}
+. "$L2_LIB_DIR/initramfs-lib.sh"
+
+# Load KVM and check /dev/kvm. Prints the reason and fails when a level-2 guest cannot use KVM.
+l2_kvm_ready() {
+	if grep -qw svm /proc/cpuinfo; then
+		modprobe kvm_amd >/dev/null 2>&1 || { echo "modprobe kvm_amd failed"; return 1; }
+	elif grep -qw vmx /proc/cpuinfo; then
+		modprobe kvm_intel >/dev/null 2>&1 || { echo "modprobe kvm_intel failed"; return 1; }
+	else
+		echo "the CPU has neither svm nor vmx"
+		return 1
+	fi
+	[ -c /dev/kvm ] || { echo "/dev/kvm is missing"; return 1; }
+}
+
+# l2_build_initramfs OUT.gz BODY.sh [MODULE...]: initramfs whose /init runs BODY.sh.
+l2_build_initramfs() {
+	_out=$1
+	_body=$2
+	shift 2
+	_root=$(mktemp -d "${TMPDIR:-/tmp}/l2-root.XXXXXX")
+	initramfs_add_busybox "$_root" &&
+		mkdir -p "$_root/modules" &&
+		{ [ $# -eq 0 ] || initramfs_stage_modules "$(uname -r)" "$_root/modules" "$@"; } &&
+		cp "$_body" "$_root/body.sh" &&
+		cat >"$_root/init" <<'INIT' &&
+#!/bin/sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in /modules/*.ko; do
+	[ -e "$m" ] && { insmod "$m" || echo "l2-init: insmod $m failed"; }
+done
+sh /body.sh
+echo "l2-init: body exited $?"
+sync
+poweroff -f
+INIT
+		chmod 0755 "$_root/init" &&
+		initramfs_pack "$_root" "$_out"
+	_rc=$?
+	rm -rf "$_root"
+	return $_rc
+}
+
+# l2_boot INITRD LOG [QEMU_ARG...]: boot the guest, console and qemu messages to LOG.
+# Returns qemu's status (124: killed after L2_TIMEOUT seconds).
+l2_boot() {
+	_initrd=$1
+	_log=$2
+	shift 2
+	_mem=${L2_MEM_MB:-512}
+	if [ "${L2_SHARED_MEM:-0}" = 1 ]; then
+		set -- -object "memory-backend-memfd,id=l2mem,size=${_mem}M,share=on" \
+			-machine memory-backend=l2mem "$@"
+	fi
+	timeout -k 5 "${L2_TIMEOUT:-180}" qemu-system-x86_64 -enable-kvm -cpu qemu64 -m "$_mem" \
+		-nographic -no-reboot -nic none \
+		-kernel "/boot/vmlinuz-$(uname -r)" -initrd "$_initrd" \
+		-append "console=ttyS0 panic=-1 ${L2_APPEND:-}" \
+		"$@" </dev/null >"$_log" 2>&1
+}
