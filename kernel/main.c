@@ -202,6 +202,36 @@ out:
 }
 
 /*
+ * The vhost core checks region addresses only for rings that are running,
+ * so a table naming kernel addresses or wrapping around would be accepted
+ * while the device is idle. Refuse it up front (the data path stays safe
+ * regardless: every access to guest memory goes through uaccess or GUP).
+ * Headers the core rejects itself (padding, too many regions) pass through.
+ */
+int vhost_blk_check_mem_table(const struct vhost_memory __user *m)
+{
+	struct vhost_memory_region r;
+	struct vhost_memory mem;
+	u32 i;
+
+	if (copy_from_user(&mem, m, sizeof(mem)))
+		return -EFAULT;
+	if (mem.padding || mem.nregions > VHOST_BLK_MEM_REGIONS_MAX)
+		return 0;
+	for (i = 0; i < mem.nregions; i++) {
+		if (copy_from_user(&r, &m->regions[i], sizeof(r)))
+			return -EFAULT;
+		if (!r.memory_size ||
+		    r.guest_phys_addr + r.memory_size - 1 < r.guest_phys_addr ||
+		    r.userspace_addr + r.memory_size - 1 < r.userspace_addr ||
+		    !access_ok((void __user *)(uintptr_t)r.userspace_addr,
+			       r.memory_size))
+			return -EFAULT;
+	}
+	return 0;
+}
+
+/*
  * The vhost core's VHOST_GET_VRING_BASE only reads last_avail_idx. Requests
  * fetched but not completed would be lost to a VMM that restarts the ring
  * from that index, so stop and drain the ring first (vhost-user semantics).
@@ -288,6 +318,11 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
 #endif
+	case VHOST_SET_MEM_TABLE:
+		ret = vhost_blk_check_mem_table(argp);
+		if (ret)
+			return ret;
+		fallthrough;
 	default:
 		mutex_lock(&blk->dev.mutex);
 		ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);

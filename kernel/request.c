@@ -54,8 +54,44 @@ static void vhost_blk_bio_end_io_nodata(struct bio *bio)
 		vhost_blk_req_end(req);
 }
 
-/* Context: process context. */
-void vhost_blk_req_release_bios(struct vhost_blk_req *req)
+static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->nr_pages; i++)
+		__free_page(b->pages[i]);
+	kfree(b->iov);
+	kvfree(b);
+}
+
+/* Copy a bounced read into the guest's buffer. Context: owner's mm. */
+static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
+{
+	struct vhost_blk_bounce *b = req->bounce;
+	struct iov_iter iter;
+	size_t done = 0;
+	unsigned int i;
+
+	iov_iter_init(&iter, ITER_DEST, b->iov, b->nr_iov, b->len);
+	for (i = 0; i < b->nr_pages && done < b->len; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, b->len - done);
+
+		if (copy_page_to_iter(b->pages[i], 0, n, &iter) != n) {
+			req->status = VIRTIO_BLK_S_IOERR;
+			return;
+		}
+		done += n;
+	}
+}
+
+/*
+ * Release what the request holds once its bios have ended: unpin guest pages
+ * (marking them dirty when the device wrote them), finish a bounced read
+ * when @guest_mm says the guest's memory is reachable, free bounce pages.
+ *
+ * Context: process context, vq->mutex held.
+ */
+void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
 {
 	struct vhost_blk_bio *vbio, *tmp;
 	struct llist_node *list = llist_del_all(&req->bios);
@@ -63,6 +99,14 @@ void vhost_blk_req_release_bios(struct vhost_blk_req *req)
 	llist_for_each_entry_safe(vbio, tmp, list, node) {
 		bio_release_pages(&vbio->bio, req->to_guest);
 		bio_put(&vbio->bio);
+	}
+
+	if (req->bounce) {
+		if (req->to_guest && guest_mm &&
+		    req->status == VIRTIO_BLK_S_OK)
+			vhost_blk_bounce_to_guest(req);
+		vhost_blk_bounce_free(req->bounce);
+		req->bounce = NULL;
 	}
 }
 
@@ -109,6 +153,75 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 	return VIRTIO_BLK_S_OK;
 }
 
+/*
+ * Read or write through host pages. The pages come from the queue's budget
+ * (VHOST_BLK_BOUNCE_PAGES); returns -EAGAIN when it is used up for now, so
+ * the caller can put the request back until completions free some.
+ */
+static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
+			       struct block_device *bdev,
+			       struct iov_iter *iter, sector_t sector,
+			       bool write, const struct vhost_blk_layout *l)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+	size_t len = iov_iter_count(iter);
+	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE), i;
+	struct vhost_blk_bounce *b;
+	struct bio *bio = NULL;
+
+	if (nr > VHOST_BLK_BOUNCE_PAGES)
+		return VIRTIO_BLK_S_IOERR;
+	if (bvq->bounce_pages + nr > VHOST_BLK_BOUNCE_PAGES)
+		return -EAGAIN;
+
+	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL);
+	if (!b)
+		return VIRTIO_BLK_S_IOERR;
+	req->bounce = b;
+	b->len = len;
+	for (i = 0; i < nr; i++) {
+		b->pages[i] = alloc_page(GFP_KERNEL);
+		if (!b->pages[i])
+			return VIRTIO_BLK_S_IOERR;
+		b->nr_pages++;
+		bvq->bounce_pages++;
+	}
+
+	if (write) {
+		for (i = 0; i < nr; i++) {
+			size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
+
+			if (copy_page_from_iter(b->pages[i], 0, n, iter) != n)
+				return VIRTIO_BLK_S_IOERR;
+		}
+	} else {
+		/* Keep the guest's buffer for the copy at completion. */
+		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
+				 GFP_KERNEL);
+		if (!b->iov)
+			return VIRTIO_BLK_S_IOERR;
+		b->nr_iov = l->in_nr;
+	}
+
+	for (i = 0; i < nr; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
+
+		if (!bio) {
+			bio = vhost_blk_bio_alloc(bdev, min_t(unsigned int, nr - i,
+							      BIO_MAX_VECS),
+						  write ? REQ_OP_WRITE : REQ_OP_READ);
+			bio->bi_iter.bi_sector = sector;
+		}
+		__bio_add_page(bio, b->pages[i], n, 0);
+		sector += n >> SECTOR_SHIFT;
+		if (bio->bi_vcnt == bio->bi_max_vecs || i + 1 == nr) {
+			vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+			bio = NULL;
+		}
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
 /* Count the iovecs @len bytes at @skip span; reject an over-long one. */
 static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
 				  size_t skip, size_t len)
@@ -146,7 +259,7 @@ static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector,
 	return sector <= capacity && nr <= capacity - sector;
 }
 
-static u8 vhost_blk_read_write(struct vhost_blk_req *req,
+static int vhost_blk_read_write(struct vhost_blk_req *req,
 			       struct vhost_blk_disk *disk,
 			       struct vhost_blk_layout *l, struct iov_iter *out,
 			       bool write, u64 sector)
@@ -175,21 +288,17 @@ static u8 vhost_blk_read_write(struct vhost_blk_req *req,
 
 	if (!vhost_blk_range_ok(bdev, sector, len))
 		return VIRTIO_BLK_S_IOERR;
-	/*
-	 * Guest buffers go to the device as they are, so they must meet its
-	 * DMA alignment and every segment must be a whole number of logical
-	 * blocks, as for O_DIRECT. Linux guests always comply.
-	 */
-	if (!bdev_iter_is_aligned(bdev, &data)) {
-		pr_warn_ratelimited("unaligned guest buffer rejected (sector %llu, %zu bytes)\n",
-				    sector, len);
-		return VIRTIO_BLK_S_IOERR;
-	}
-
 	if (!write) {
 		req->to_guest = true;
 		req->used_len = len + 1;
 	}
+	/*
+	 * Zero-copy needs what O_DIRECT needs: the device's DMA alignment and
+	 * segments of whole logical blocks. Linux guests always comply; other
+	 * layouts, which virtio allows, are bounced.
+	 */
+	if (!bdev_iter_is_aligned(bdev, &data))
+		return vhost_blk_bounce_rw(req, bdev, &data, sector, write, l);
 	return vhost_blk_rw(req, bdev, &data, sector,
 			    write ? REQ_OP_WRITE : REQ_OP_READ);
 }
@@ -306,7 +415,7 @@ static bool vhost_blk_layout(struct vhost_blk_req *req, struct iovec *iov,
 	return false;
 }
 
-static u8 vhost_blk_dispatch(struct vhost_blk *blk, struct vhost_blk_disk *disk,
+static int vhost_blk_dispatch(struct vhost_blk *blk, struct vhost_blk_disk *disk,
 			     struct vhost_blk_req *req,
 			     struct vhost_blk_layout *l, size_t *bytes)
 {
@@ -350,19 +459,21 @@ static u8 vhost_blk_dispatch(struct vhost_blk *blk, struct vhost_blk_disk *disk,
  *
  * Context: the queue's worker, vq->mutex held.
  */
-size_t vhost_blk_req_submit(struct vhost_blk *blk, struct vhost_blk_disk *disk,
-			    struct vhost_blk_req *req, unsigned int out,
-			    unsigned int in)
+ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
+			     struct vhost_blk_disk *disk,
+			     struct vhost_blk_req *req, unsigned int out,
+			     unsigned int in)
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct vhost_blk_layout l;
 	size_t bytes = 0;
-	u8 status;
+	int status;
 
 	req->status_ptr = NULL;
 	req->used_len = 1;
 	req->status = VIRTIO_BLK_S_OK;
 	req->to_guest = false;
+	req->bounce = NULL;
 	init_llist_head(&req->bios);
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);
@@ -374,6 +485,9 @@ size_t vhost_blk_req_submit(struct vhost_blk *blk, struct vhost_blk_disk *disk,
 		req->used_len = 0;
 	} else {
 		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes);
+		/* Nothing was allocated or submitted: retry later. */
+		if (status == -EAGAIN)
+			return -EAGAIN;
 		/* A bio may already have failed; keep the first error. */
 		if (status != VIRTIO_BLK_S_OK && req->status == VIRTIO_BLK_S_OK)
 			req->status = status;

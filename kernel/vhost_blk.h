@@ -28,6 +28,17 @@
 #define VHOST_BLK_WEIGHT_REQS	256
 #define VHOST_BLK_WEIGHT_BYTES	(8U << 20)
 
+/*
+ * Guest buffers the device cannot DMA (unaligned, or segments that are not
+ * whole logical blocks, as virtio allows) go through host pages. Host memory
+ * is not the guest's to spend: each queue may hold this many bounce pages;
+ * a request waits while they are in use and fails if it could never fit.
+ */
+#define VHOST_BLK_BOUNCE_PAGES	1024
+
+/* The core's default max_mem_regions; larger tables are its to refuse. */
+#define VHOST_BLK_MEM_REGIONS_MAX	64
+
 /* An attached backing block device. Immutable while attached. */
 struct vhost_blk_disk {
 	struct vhost_blk_bdev_handle handle;
@@ -36,6 +47,15 @@ struct vhost_blk_disk {
 };
 
 struct vhost_blk_vq;
+
+/* Host pages standing in for an unaligned guest buffer. */
+struct vhost_blk_bounce {
+	struct iovec *iov;			/* the guest buffer, for reads */
+	unsigned int nr_iov;
+	size_t len;
+	unsigned int nr_pages;
+	struct page *pages[];
+};
 
 /*
  * One request fetched from the avail ring and not yet published to the used
@@ -47,6 +67,7 @@ struct vhost_blk_req {
 	struct vhost_blk_req *next_free;	/* table free list */
 	struct llist_node done_node;		/* on bvq->done */
 	struct llist_head bios;			/* ended bios, unpinned later */
+	struct vhost_blk_bounce *bounce;	/* or NULL: zero-copy */
 	atomic_t pending;			/* bios in flight + 1 while submitting */
 	u8 __user *status_ptr;			/* the guest's status byte */
 	u32 used_len;				/* bytes written into the guest */
@@ -81,7 +102,8 @@ struct vhost_blk_vq {
 	struct vring_used_elem *used;		/* batch for vhost_add_used_n */
 	unsigned int nr_reqs;
 	struct vhost_blk_req *free_reqs;
-	bool starved;				/* stopped on an empty table */
+	bool starved;				/* waiting for completions */
+	unsigned int bounce_pages;		/* in use by requests */
 	struct llist_head done;
 	atomic_t inflight;
 	struct vhost_work complete_work;
@@ -99,6 +121,9 @@ struct vhost_blk {
 	unsigned int num_queues;
 	u8 serial[VIRTIO_BLK_ID_BYTES];
 };
+
+/* main.c */
+int vhost_blk_check_mem_table(const struct vhost_memory __user *m);
 
 /* backend.c */
 long vhost_blk_set_backend(struct vhost_blk *blk, int fd);
@@ -118,10 +143,11 @@ void vhost_blk_handle_kick(struct vhost_work *work);
 
 /* request.c */
 extern struct bio_set vhost_blk_bio_set;
-size_t vhost_blk_req_submit(struct vhost_blk *blk, struct vhost_blk_disk *disk,
-			    struct vhost_blk_req *req, unsigned int out,
-			    unsigned int in);
+ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
+			     struct vhost_blk_disk *disk,
+			     struct vhost_blk_req *req, unsigned int out,
+			     unsigned int in);
 void vhost_blk_req_end(struct vhost_blk_req *req);
-void vhost_blk_req_release_bios(struct vhost_blk_req *req);
+void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm);
 
 #endif /* VHOST_BLK_PRIV_H */

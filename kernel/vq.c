@@ -117,7 +117,9 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 
 	list = llist_reverse_order(llist_del_all(&bvq->done));
 	llist_for_each_entry_safe(req, tmp, list, done_node) {
-		vhost_blk_req_release_bios(req);
+		if (req->bounce)
+			bvq->bounce_pages -= req->bounce->nr_pages;
+		vhost_blk_req_finish(req, publish);
 		if (publish) {
 			if (req->status_ptr &&
 			    put_user(req->status, req->status_ptr))
@@ -136,7 +138,8 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 		vhost_signal(&blk->dev, vq);
 	}
 
-	if (bvq->starved && bvq->free_reqs) {
+	/* Entries or bounce pages were freed: fetch again. */
+	if (bvq->starved && list) {
 		bvq->starved = false;
 		vhost_poll_queue(&vq->poll);
 	}
@@ -183,6 +186,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	struct vhost_blk_disk *disk;
 	struct blk_plug plug;
 	size_t bytes = 0;
+	ssize_t moved;
 	int reqs = 0;
 
 	mutex_lock(&vq->mutex);
@@ -230,7 +234,16 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 
 		req->head = head;
 		atomic_inc(&bvq->inflight);
-		bytes += vhost_blk_req_submit(blk, disk, req, out, in);
+		moved = vhost_blk_req_submit(blk, disk, req, out, in);
+		if (moved < 0) {
+			/* Out of bounce pages: put it back, retry later. */
+			atomic_dec(&bvq->inflight);
+			vhost_blk_req_free(bvq, req);
+			vhost_discard_vq_desc(vq, 1);
+			bvq->starved = true;
+			break;
+		}
+		bytes += moved;
 	} while (!vhost_exceeds_weight(vq, ++reqs, bytes));
 	blk_finish_plug(&plug);
 out:

@@ -68,6 +68,12 @@ finish() {
 }
 
 stage setup
+# What a systemd host would have mounted; tests of configfs-driven drivers (null_blk, nvmet) and
+# tracing expect them. Best effort: a missing one only matters to the test that needs it.
+modprobe configfs 2>/dev/null || true
+mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config 2>/dev/null || true
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 : >"$OUT/setup.tap"
 # vhost pulls in vhost_iotlb; the host's kmod reads /lib/modules/$(uname -r) and handles .ko.xz.
 setup_step "modprobe vhost" modprobe vhost
@@ -93,7 +99,7 @@ for t in "$@"; do
 	name=$(basename "$t")
 	to=$(test_timeout "$t")
 	stage "test:$name"
-	say "running $name (timeout ${to}s)"
+	say "running $name ($([ "$to" -eq 0 ] && echo "no timeout" || echo "timeout ${to}s"))"
 	start=$(date +%s)
 	rc=0
 	# kselftest runs tests from their own directory; timeout kills the whole process group.
@@ -120,4 +126,4 @@ if [ -n "$MODNAME" ]; then
 		echo 1 >"$OUT/module-unload.rc"
 	fi
 fi
-finish done
+finish "done"

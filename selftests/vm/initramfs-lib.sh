@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Helpers to build small busybox initramfs images; sourced (POSIX sh) by vmrun.sh on the host
 # and by l2-lib.sh inside the test VM, so both levels pack modules the same way.
 

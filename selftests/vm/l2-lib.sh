@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Boot a level-2 guest (KVM inside the vmrun VM). Source from a test running in the VM (sh/bash):
 #
 #   . "$VM_DIR/l2-lib.sh"
@@ -13,6 +14,7 @@
 # L2_SHARED_MEM=1 (guest RAM in a shared memfd, which vhost-user back ends need).
 
 # dash cannot tell a sourced file its own path: callers outside selftests/vm set L2_LIB_DIR.
+# shellcheck disable=SC3028 # BASH_SOURCE is used when there is one
 L2_LIB_DIR=${L2_LIB_DIR:-$(cd "$(dirname "${BASH_SOURCE:-$0}")" && pwd -P)}
 . "$L2_LIB_DIR/initramfs-lib.sh"
 

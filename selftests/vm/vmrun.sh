@@ -21,7 +21,7 @@ SELF_DIR=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(cd "$SELF_DIR/../.." && pwd -P)
 . "$SELF_DIR/initramfs-lib.sh"
 
-KVER= OUT= MODULE= LOAD= TIMEOUT=1200 MEM=2048 SMP=2 ACCEL=tcg
+KVER='' OUT='' MODULE='' LOAD='' TIMEOUT=1200 MEM=2048 SMP=2 ACCEL=tcg
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kver | --out | --module | --load | --timeout | --mem | --smp | --accel)
@@ -89,6 +89,7 @@ BOOT_MODULES="9p 9pnet_virtio virtio_pci overlay"
 
 build_initramfs() {
 	local stamp=$BUILD/inputs want mods staging
+	# shellcheck disable=SC2086 # the module names are meant to split
 	mods=$(initramfs_module_list "$KVER" $BOOT_MODULES) || die "modprobe cannot resolve $BOOT_MODULES for $KVER"
 	# Everything that ends up in the image, by content: rebuilding only costs a few seconds,
 	# but a stale image would silently test the wrong thing.
@@ -145,6 +146,7 @@ rm -f "$OUT"/*.tap "$OUT"/*.rc "$OUT"/*.time "$OUT"/dmesg.log "$OUT"/console.log
 APPEND="console=ttyS0 panic=-1 log_buf_len=16M printk.devkmsg=on vmrun.out=$OUT"
 esc() { printf '%s' "${1//,/,,}"; } # qemu option values escape "," by doubling it
 
+# shellcheck disable=SC2054 # the commas are inside qemu option values
 QEMU=(qemu-system-x86_64 -nodefaults -no-user-config
 	-accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "$MEM"
 	-kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND"
@@ -197,20 +199,24 @@ elif [ "$qrc" -ne 0 ]; then
 	BOOT_OK=0
 	echo "vmrun: [$KVER] FAIL: qemu exited with $qrc:" >&2
 	cat "$OUT/qemu.log" >&2
-elif [ "$STAGE" != done ]; then
+elif [ "$STAGE" != "done" ]; then
 	BOOT_OK=0
 	echo "vmrun: [$KVER] FAIL: guest powered off before finishing; last stage: $STAGE" >&2
 	console_tail
 fi
 
 if [ -f "$OUT/stages.log" ]; then
-	t_tests=$(awk '$2 == "tests" { print $1 }' "$OUT/stages.log")
-	echo "vmrun: [$KVER] guest uptime at tests: ${t_tests:-never}s; VM wall time: ${wall}s"
+	t_tests=$(awk '$2 == "tests" { print $1 "s" }' "$OUT/stages.log")
+	echo "vmrun: [$KVER] tests started at guest uptime ${t_tests:-(never)}; VM wall time: ${wall}s"
 fi
 
 # count NAME: print "passed failed skipped note" from NAME.tap and NAME.rc.
 count() {
 	local rc=missing
+	if [ ! -f "$OUT/$1.tap" ]; then
+		echo "0 1 0 (did not run)"
+		return
+	fi
 	[ -f "$OUT/$1.rc" ] && rc=$(cat "$OUT/$1.rc")
 	awk -v rc="$rc" '
 		/^(not )?ok([ \t]|$)/ {
@@ -239,7 +245,7 @@ count() {
 			if (rc == 124 || rc == 137) note = note " (timed out)"
 			else if (rc != "missing" && rc != 0) note = note " (exit " rc ")"
 			printf "%d %d %d%s\n", p, f, s, note
-		}' "$OUT/$1.tap" 2>/dev/null || echo "0 1 0 (no output)"
+		}' "$OUT/$1.tap"
 }
 
 report() {

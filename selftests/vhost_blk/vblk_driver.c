@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The selftests' guest side: see vblk_driver.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <linux/fs.h>
+
+#include "vblk_driver.h"
+
+/* Descriptor bookkeeping per queue: free stack and chain lengths. */
+struct vdrv_ring_state {
+	uint16_t free[32768];
+	unsigned int nfree;
+	uint16_t chain_len[32768];
+};
+
+static struct vdrv_ring_state *vdrv_state(struct vdrv_queue *q)
+{
+	static struct vdrv_ring_state *states[64];
+	static struct vdrv_queue *owners[64];
+	unsigned int i;
+
+	for (i = 0; i < 64; i++)
+		if (owners[i] == q)
+			return states[i];
+	for (i = 0; i < 64; i++) {
+		if (!owners[i]) {
+			owners[i] = q;
+			states[i] = calloc(1, sizeof(*states[i]));
+			return states[i];
+		}
+	}
+	abort();
+}
+
+static void vdrv_state_reset(struct vdrv_queue *q)
+{
+	struct vdrv_ring_state *s = vdrv_state(q);
+	unsigned int i;
+
+	s->nfree = 0;
+	for (i = q->num; i > 0; i--)
+		s->free[s->nfree++] = i - 1;
+}
+
+int vdrv_open(struct vdrv *d, size_t mem_size)
+{
+	memset(d, 0, sizeof(*d));
+	d->fd = open("/dev/vhost-blk", O_RDWR);
+	if (d->fd < 0)
+		return -errno;
+	d->mem_size = mem_size;
+	d->mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (d->mem == MAP_FAILED) {
+		close(d->fd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void *vdrv_alloc(struct vdrv *d, size_t len, size_t align)
+{
+	size_t off = (d->mem_used + align - 1) & ~(align - 1);
+
+	if (off + len > d->mem_size)
+		abort();
+	d->mem_used = off + len;
+	memset(d->mem + off, 0, len);
+	return d->mem + off;
+}
+
+uint64_t vdrv_gpa(struct vdrv *d, const void *p)
+{
+	return VDRV_GPA_BASE + ((const uint8_t *)p - d->mem);
+}
+
+int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num)
+{
+	struct vdrv_queue *q = &d->q[i];
+	struct vhost_vring_state st = { .index = i, .num = num };
+	struct vhost_vring_addr addr = { .index = i };
+	struct vhost_vring_file f = { .index = i };
+
+	q->index = i;
+	q->num = num;
+	q->desc = vdrv_alloc(d, 16 * num, 4096);
+	q->avail = vdrv_alloc(d, 6 + 2 * num, 2);
+	q->used = vdrv_alloc(d, 6 + 8 * num, 4096);
+	q->avail_idx = 0;
+	q->last_used = 0;
+	q->outstanding = 0;
+	vdrv_state_reset(q);
+
+	if (ioctl(d->fd, VHOST_SET_VRING_NUM, &st))
+		return -errno;
+	st.num = 0;
+	if (ioctl(d->fd, VHOST_SET_VRING_BASE, &st))
+		return -errno;
+	addr.desc_user_addr = (uintptr_t)q->desc;
+	addr.avail_user_addr = (uintptr_t)q->avail;
+	addr.used_user_addr = (uintptr_t)q->used;
+	if (ioctl(d->fd, VHOST_SET_VRING_ADDR, &addr))
+		return -errno;
+
+	if (q->kick <= 0) {
+		q->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		q->call = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		q->err = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	}
+	f.fd = q->kick;
+	if (ioctl(d->fd, VHOST_SET_VRING_KICK, &f))
+		return -errno;
+	f.fd = q->call;
+	if (ioctl(d->fd, VHOST_SET_VRING_CALL, &f))
+		return -errno;
+	f.fd = q->err;
+	if (ioctl(d->fd, VHOST_SET_VRING_ERR, &f))
+		return -errno;
+	return 0;
+}
+
+int vdrv_setup(struct vdrv *d, unsigned int nq, unsigned int num,
+	       uint64_t features)
+{
+	struct vhost_memory *m;
+	struct vhost_blk_params p = {
+		.size = sizeof(p),
+		.mask = VHOST_BLK_PARAM_NUM_QUEUES,
+		.num_queues = nq,
+	};
+	unsigned int i;
+	int ret;
+
+	if (ioctl(d->fd, VHOST_SET_OWNER))
+		return -errno;
+	d->features = features;
+	if (ioctl(d->fd, VHOST_SET_FEATURES, &features))
+		return -errno;
+
+	m = calloc(1, sizeof(*m) + sizeof(m->regions[0]));
+	m->nregions = 1;
+	m->regions[0].guest_phys_addr = VDRV_GPA_BASE;
+	m->regions[0].memory_size = d->mem_size;
+	m->regions[0].userspace_addr = (uintptr_t)d->mem;
+	ret = ioctl(d->fd, VHOST_SET_MEM_TABLE, m) ? -errno : 0;
+	free(m);
+	if (ret)
+		return ret;
+	if (ioctl(d->fd, VHOST_BLK_SET_PARAMS, &p))
+		return -errno;
+
+	d->nq = nq;
+	for (i = 0; i < nq; i++) {
+		ret = vdrv_setup_queue(d, i, num);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int vdrv_attach(struct vdrv *d, int bdev_fd)
+{
+	struct vhost_blk_backend b = { .size = sizeof(b), .fd = bdev_fd };
+
+	return ioctl(d->fd, VHOST_BLK_SET_BACKEND, &b) ? -errno : 0;
+}
+
+void vdrv_close(struct vdrv *d)
+{
+	unsigned int i;
+
+	if (d->fd >= 0)
+		close(d->fd);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		if (d->q[i].kick > 0) {
+			close(d->q[i].kick);
+			close(d->q[i].call);
+			close(d->q[i].err);
+		}
+	}
+	munmap(d->mem, d->mem_size);
+	d->fd = -1;
+}
+
+static void vdrv_publish(struct vdrv *d, struct vdrv_queue *q, uint16_t head)
+{
+	(void)d;
+	q->avail->ring[q->avail_idx % q->num] = head;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	q->avail_idx++;
+	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
+	q->outstanding++;
+}
+
+int vdrv_add(struct vdrv *d, struct vdrv_queue *q, const struct vseg *segs,
+	     unsigned int n, bool indirect)
+{
+	struct vdrv_ring_state *s = vdrv_state(q);
+	unsigned int need = indirect ? 1 : n, i;
+	uint16_t idx[4096] = { 0 };
+	struct vring_desc *table;
+
+	if (s->nfree < need || n > 4096)
+		return -ENOSPC;
+	for (i = 0; i < need; i++)
+		idx[i] = s->free[--s->nfree];
+
+	if (indirect) {
+		table = vdrv_alloc(d, 16 * n, 16);
+		for (i = 0; i < n; i++) {
+			table[i].addr = vdrv_gpa(d, segs[i].addr);
+			table[i].len = segs[i].len;
+			table[i].flags = (segs[i].in ? VRING_DESC_F_WRITE : 0) |
+					 (i + 1 < n ? VRING_DESC_F_NEXT : 0);
+			table[i].next = i + 1;
+		}
+		q->desc[idx[0]].addr = vdrv_gpa(d, table);
+		q->desc[idx[0]].len = 16 * n;
+		q->desc[idx[0]].flags = VRING_DESC_F_INDIRECT;
+		q->desc[idx[0]].next = 0;
+	} else {
+		for (i = 0; i < n; i++) {
+			struct vring_desc *desc = &q->desc[idx[i]];
+
+			desc->addr = vdrv_gpa(d, segs[i].addr);
+			desc->len = segs[i].len;
+			desc->flags = (segs[i].in ? VRING_DESC_F_WRITE : 0) |
+				      (i + 1 < n ? VRING_DESC_F_NEXT : 0);
+			desc->next = i + 1 < n ? idx[i + 1] : 0;
+		}
+	}
+	s->chain_len[idx[0]] = need;
+	vdrv_publish(d, q, idx[0]);
+	return idx[0];
+}
+
+void vdrv_kick(struct vdrv_queue *q)
+{
+	uint64_t one = 1;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (write(q->kick, &one, sizeof(one)) != sizeof(one))
+		abort();
+}
+
+static void vdrv_free_chain(struct vdrv_queue *q, uint16_t head)
+{
+	struct vdrv_ring_state *s = vdrv_state(q);
+	unsigned int n = s->chain_len[head], i;
+	uint16_t idx = head;
+
+	for (i = 0; i < n; i++) {
+		s->free[s->nfree++] = idx;
+		idx = q->desc[idx].next;
+	}
+	s->chain_len[head] = 0;
+}
+
+int vdrv_get_used(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
+		  uint32_t *len, int ms)
+{
+	struct pollfd pfd = { .fd = q->call, .events = POLLIN };
+	uint64_t cnt;
+
+	for (;;) {
+		uint16_t idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+
+		if (idx != q->last_used) {
+			struct vring_used_elem *e =
+				&q->used->ring[q->last_used % q->num];
+
+			*head = e->id;
+			*len = e->len;
+			q->last_used++;
+			q->outstanding--;
+			if (d->features & (1ULL << VIRTIO_RING_F_EVENT_IDX))
+				__atomic_store_n(&q->avail->ring[q->num],
+						 q->last_used, __ATOMIC_RELEASE);
+			if (*head < q->num)
+				vdrv_free_chain(q, *head);
+			return 0;
+		}
+		if (poll(&pfd, 1, ms) <= 0)
+			return -ETIMEDOUT;
+		if (read(q->call, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+			return -errno;
+	}
+}
+
+bool vdrv_error_signalled(struct vdrv_queue *q, int ms)
+{
+	struct pollfd pfd = { .fd = q->err, .events = POLLIN };
+	uint64_t cnt;
+
+	if (poll(&pfd, 1, ms) <= 0)
+		return false;
+	return read(q->err, &cnt, sizeof(cnt)) == sizeof(cnt);
+}
+
+struct vreq vdrv_req_alloc(struct vdrv *d, uint32_t type, uint64_t sector,
+			   uint32_t len)
+{
+	struct vreq r;
+
+	r.hdr = vdrv_alloc(d, sizeof(*r.hdr), 16);
+	r.hdr->type = type;
+	r.hdr->sector = sector;
+	r.len = len;
+	r.data = len ? vdrv_alloc(d, len, 4096) : NULL;
+	r.status = vdrv_alloc(d, 1, 1);
+	*r.status = 0xff;
+	return r;
+}
+
+int vdrv_start(struct vdrv *d, struct vdrv_queue *q, struct vreq *r,
+	       unsigned int nsegs, bool indirect)
+{
+	struct vseg segs[300];
+	bool in = r->hdr->type == VIRTIO_BLK_T_IN ||
+		  r->hdr->type == VIRTIO_BLK_T_GET_ID;
+	unsigned int n = 0, i;
+	uint32_t off = 0;
+
+	*r->status = 0xff;
+	segs[n++] = (struct vseg){ r->hdr, sizeof(*r->hdr), false };
+	if (r->len) {
+		if (!nsegs)
+			nsegs = 1;
+		for (i = 0; i < nsegs; i++) {
+			/* Equal pieces, whole sectors where possible. */
+			uint32_t piece = i + 1 == nsegs ? r->len - off :
+					 (r->len / nsegs) & ~511u;
+
+			if (!piece)
+				piece = r->len / nsegs;
+			segs[n++] = (struct vseg){ r->data + off, piece, in };
+			off += piece;
+		}
+	}
+	segs[n++] = (struct vseg){ r->status, 1, true };
+	return vdrv_add(d, q, segs, n, indirect);
+}
+
+int vdrv_do(struct vdrv *d, struct vdrv_queue *q, struct vreq *r,
+	    unsigned int nsegs, bool indirect, uint32_t *used_len)
+{
+	uint32_t head, len;
+	int h;
+
+	h = vdrv_start(d, q, r, nsegs, indirect);
+	if (h < 0)
+		return -1;
+	vdrv_kick(q);
+	if (vdrv_get_used(d, q, &head, &len, 10000))
+		return -1;
+	if (head != (uint32_t)h)
+		return -2;
+	if (used_len)
+		*used_len = len;
+	return *r->status;
+}
+
+int vblk_open_dev(const char *path, int flags)
+{
+	return open(path, flags | O_CLOEXEC);
+}
+
+int vblk_brd(unsigned int n, size_t *bytes)
+{
+	char path[32];
+	uint64_t size;
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/ram%u", n);
+	if (access(path, F_OK) &&
+	    system("modprobe brd rd_nr=4 rd_size=16384 2>/dev/null"))
+		return -ENODEV;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (bytes) {
+		if (ioctl(fd, BLKGETSIZE64, &size)) {
+			close(fd);
+			return -errno;
+		}
+		*bytes = size;
+	}
+	return fd;
+}
+
+static int vblk_write_file(const char *dir, const char *name, const char *val)
+{
+	char path[256];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int vblk_null_blk(const char *name, unsigned int mb, bool cache,
+		  char *path, size_t pathlen)
+{
+	char dir[128], val[32];
+	int ret;
+
+	if (system("modprobe null_blk nr_devices=0 2>/dev/null"))
+		return -ENODEV;
+	if (access("/sys/kernel/config/nullb", F_OK))
+		system("mount -t configfs none /sys/kernel/config 2>/dev/null");
+	snprintf(dir, sizeof(dir), "/sys/kernel/config/nullb/%s", name);
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return -errno;
+	snprintf(val, sizeof(val), "%u", mb);
+	ret = vblk_write_file(dir, "size", val);
+	if (!ret)
+		ret = vblk_write_file(dir, "memory_backed", "1");
+	if (!ret && cache)
+		ret = vblk_write_file(dir, "cache_size", "16");
+	if (!ret)
+		ret = vblk_write_file(dir, "power", "1");
+	if (ret)
+		return ret;
+	snprintf(path, pathlen, "/dev/%s", name);
+	/* udev is absent in the test VM: devtmpfs creates the node. */
+	for (int i = 0; i < 100 && access(path, F_OK); i++)
+		usleep(10000);
+	return access(path, F_OK) ? -ENOENT : 0;
+}
+
+void vblk_null_blk_remove(const char *name)
+{
+	char dir[128];
+
+	snprintf(dir, sizeof(dir), "/sys/kernel/config/nullb/%s", name);
+	vblk_write_file(dir, "power", "0");
+	rmdir(dir);
+}
+
+int vblk_loop(const char *file, size_t bytes, char *path, size_t pathlen)
+{
+	char cmd[256];
+	FILE *p;
+	int fd;
+
+	fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, bytes)) {
+		close(fd);
+		return -errno;
+	}
+	close(fd);
+	system("modprobe loop 2>/dev/null");
+	snprintf(cmd, sizeof(cmd), "losetup --show -f %s", file);
+	p = popen(cmd, "r");
+	if (!p)
+		return -errno;
+	if (!fgets(path, pathlen, p)) {
+		pclose(p);
+		return -ENODEV;
+	}
+	pclose(p);
+	path[strcspn(path, "\n")] = 0;
+	return 0;
+}
+
+void vblk_loop_remove(const char *path)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "losetup -d %s", path);
+	system(cmd);
+}
+
+/* O_DIRECT through an aligned bounce buffer. */
+static int vblk_direct(int fd, void *buf, size_t len, uint64_t off, bool wr)
+{
+	int dfd, ret = 0;
+	char path[64];
+	void *b;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	dfd = open(path, (wr ? O_WRONLY : O_RDONLY) | O_DIRECT);
+	if (dfd < 0)
+		return -errno;
+	if (posix_memalign(&b, 4096, len ? len : 4096)) {
+		close(dfd);
+		return -ENOMEM;
+	}
+	if (wr)
+		memcpy(b, buf, len);
+	if ((wr ? pwrite(dfd, b, len, off) : pread(dfd, b, len, off)) !=
+	    (ssize_t)len)
+		ret = -EIO;
+	else if (!wr)
+		memcpy(buf, b, len);
+	free(b);
+	close(dfd);
+	return ret;
+}
+
+int vblk_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	return vblk_direct(fd, buf, len, off, false);
+}
+
+int vblk_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+	return vblk_direct(fd, (void *)buf, len, off, true);
+}
+
+void vblk_fill(void *buf, size_t len, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+	uint8_t *p = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = x;
+	}
+}

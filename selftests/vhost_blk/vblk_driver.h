@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A small userspace virtio-blk "driver" that plays the guest for the
+ * selftests: guest memory is a mapping of the test's own, rings and buffers
+ * live in it, the kick eventfd notifies, the call eventfd completes. Requests
+ * are built descriptor by descriptor so tests can lay chains out any way a
+ * hostile guest could.
+ */
+#ifndef VBLK_DRIVER_H
+#define VBLK_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/vhost_blk.h>
+
+/* Guest physical base of the test's memory: deliberately not its address. */
+#define VDRV_GPA_BASE	0x40000000ULL
+
+struct vdrv_queue {
+	unsigned int index;
+	unsigned int num;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	int kick, call, err;
+	uint16_t avail_idx;		/* next avail ring slot we fill */
+	uint16_t last_used;		/* used entries consumed so far */
+	uint16_t next_desc;		/* descriptors handed out round robin */
+	unsigned int outstanding;
+};
+
+struct vdrv {
+	int fd;
+	uint8_t *mem;
+	size_t mem_size;
+	size_t mem_used;		/* bump allocator */
+	uint64_t features;
+	unsigned int nq;
+	struct vdrv_queue q[VHOST_BLK_MAX_QUEUES];
+};
+
+/* One piece of a request: device-readable (out) or device-writable (in). */
+struct vseg {
+	void *addr;
+	uint32_t len;
+	bool in;
+};
+
+int vdrv_open(struct vdrv *d, size_t mem_size);
+int vdrv_setup(struct vdrv *d, unsigned int nq, unsigned int num,
+	       uint64_t features);
+int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num);
+int vdrv_attach(struct vdrv *d, int bdev_fd);
+void vdrv_close(struct vdrv *d);
+
+void *vdrv_alloc(struct vdrv *d, size_t len, size_t align);
+uint64_t vdrv_gpa(struct vdrv *d, const void *p);
+
+/* Queue a chain (direct, or one indirect descriptor); returns the head. */
+int vdrv_add(struct vdrv *d, struct vdrv_queue *q, const struct vseg *segs,
+	     unsigned int n, bool indirect);
+void vdrv_kick(struct vdrv_queue *q);
+/* Wait up to @ms for one used entry. Returns 0, or -ETIMEDOUT. */
+int vdrv_get_used(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
+		  uint32_t *len, int ms);
+/* Did the device report a broken queue on its error eventfd? */
+bool vdrv_error_signalled(struct vdrv_queue *q, int ms);
+
+/* A request in guest memory: header, data buffer, status byte. */
+struct vreq {
+	struct virtio_blk_outhdr *hdr;
+	uint8_t *data;
+	uint32_t len;
+	uint8_t *status;
+};
+
+struct vreq vdrv_req_alloc(struct vdrv *d, uint32_t type, uint64_t sector,
+			   uint32_t len);
+/*
+ * Build the usual layout (header / data in @nsegs pieces / status), submit,
+ * wait. Returns the status byte, or -1 on timeout; *used_len if non-NULL.
+ */
+int vdrv_do(struct vdrv *d, struct vdrv_queue *q, struct vreq *r,
+	    unsigned int nsegs, bool indirect, uint32_t *used_len);
+/* Submit without waiting (same layout); returns the head. */
+int vdrv_start(struct vdrv *d, struct vdrv_queue *q, struct vreq *r,
+	       unsigned int nsegs, bool indirect);
+
+/* Backing devices */
+int vblk_brd(unsigned int n, size_t *bytes);	/* /dev/ramN, O_RDWR */
+int vblk_open_dev(const char *path, int flags);
+int vblk_null_blk(const char *name, unsigned int mb, bool cache,
+		  char *path, size_t pathlen);
+void vblk_null_blk_remove(const char *name);
+int vblk_loop(const char *file, size_t bytes, char *path, size_t pathlen);
+void vblk_loop_remove(const char *path);
+/* Direct I/O on the backing device, to check data without vhost. */
+int vblk_pread(int fd, void *buf, size_t len, uint64_t off);
+int vblk_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+
+void vblk_fill(void *buf, size_t len, uint64_t seed);
+
+#endif /* VBLK_DRIVER_H */
