@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +70,22 @@ int vdrv_open(struct vdrv *d, size_t mem_size)
 	return 0;
 }
 
+/* Threads of one test share the allocator (indirect tables). */
+static pthread_mutex_t vdrv_alloc_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void *vdrv_alloc(struct vdrv *d, size_t len, size_t align)
 {
-	size_t off = (d->mem_used + align - 1) & ~(align - 1);
+	size_t off;
 
-	if (off + len > d->mem_size)
+	pthread_mutex_lock(&vdrv_alloc_lock);
+	off = (d->mem_used + align - 1) & ~(align - 1);
+	if (off + len > d->mem_size) {
+		fprintf(stderr, "vdrv_alloc: guest memory of %zu bytes exhausted\n",
+			d->mem_size);
 		abort();
+	}
 	d->mem_used = off + len;
+	pthread_mutex_unlock(&vdrv_alloc_lock);
 	memset(d->mem + off, 0, len);
 	return d->mem + off;
 }
