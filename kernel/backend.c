@@ -9,6 +9,12 @@
 #include <linux/file.h>
 #include <linux/log2.h>
 #include <linux/slab.h>
+#include <linux/virtio_byteorder.h>
+
+/* The config space we present is little endian (VIRTIO_F_VERSION_1, x86). */
+#define cfg_le16(v)	__cpu_to_virtio16(true, v)
+#define cfg_le32(v)	__cpu_to_virtio32(true, v)
+#define cfg_le64(v)	__cpu_to_virtio64(true, v)
 
 static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 						  int fd)
@@ -193,7 +199,7 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 	size_t cfg_len = offsetofend(struct virtio_blk_config,
 				     write_zeroes_may_unmap);
 	struct block_device *bdev;
-	unsigned int lbs, pbs, discard_max, wz_max;
+	unsigned int lbs, pbs, io_min, discard_max, wz_max;
 
 	BUILD_BUG_ON(sizeof(*cfg) > VHOST_BLK_CONFIG_SPACE);
 	if (WARN_ON_ONCE(len < sizeof(*cfg)))
@@ -201,14 +207,14 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 	memset(buf, 0, len);
 	*features = VHOST_BLK_FEATURES & ~(1ULL << VIRTIO_BLK_F_RO);
 
-	cfg->size_max = cpu_to_le32(VHOST_BLK_SIZE_MAX);
-	cfg->seg_max = cpu_to_le32(VHOST_BLK_SEG_MAX);
-	cfg->blk_size = cpu_to_le32(SECTOR_SIZE);
-	cfg->num_queues = cpu_to_le16(blk->num_queues);
+	cfg->size_max = cfg_le32(VHOST_BLK_SIZE_MAX);
+	cfg->seg_max = cfg_le32(VHOST_BLK_SEG_MAX);
+	cfg->blk_size = cfg_le32(SECTOR_SIZE);
+	cfg->num_queues = cfg_le16(blk->num_queues);
 	/* Guest flushes reach the device: present a writeback cache. */
 	cfg->wce = 1;
-	cfg->max_discard_seg = cpu_to_le32(1);
-	cfg->max_write_zeroes_seg = cpu_to_le32(1);
+	cfg->max_discard_seg = cfg_le32(1);
+	cfg->max_write_zeroes_seg = cfg_le32(1);
 
 	if (!blk->disk)
 		return cfg_len;
@@ -216,13 +222,13 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 	bdev = blk->disk->bdev;
 	lbs = bdev_logical_block_size(bdev);
 	pbs = bdev_physical_block_size(bdev);
-	cfg->capacity = cpu_to_le64(bdev_nr_sectors(bdev));
-	cfg->blk_size = cpu_to_le32(lbs);
+	cfg->capacity = cfg_le64(bdev_nr_sectors(bdev));
+	cfg->blk_size = cfg_le32(lbs);
 	cfg->physical_block_exp = pbs > lbs ? ilog2(pbs / lbs) : 0;
 	cfg->alignment_offset = bdev_alignment_offset(bdev) / lbs;
-	cfg->min_io_size = cpu_to_le16(min_t(unsigned int,
-					     bdev_io_min(bdev) / lbs, U16_MAX));
-	cfg->opt_io_size = cpu_to_le32(bdev_io_opt(bdev) / lbs);
+	io_min = min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX);
+	cfg->min_io_size = cfg_le16(io_min);
+	cfg->opt_io_size = cfg_le32(bdev_io_opt(bdev) / lbs);
 
 	if (blk->disk->read_only)
 		*features |= 1ULL << VIRTIO_BLK_F_RO;
@@ -230,14 +236,14 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 		      min_t(unsigned long, bdev_max_discard_sectors(bdev), U32_MAX);
 	if (!discard_max)
 		*features &= ~(1ULL << VIRTIO_BLK_F_DISCARD);
-	cfg->max_discard_sectors = cpu_to_le32(discard_max);
+	cfg->max_discard_sectors = cfg_le32(discard_max);
 	if (discard_max)
 		cfg->discard_sector_alignment =
-			cpu_to_le32(bdev_discard_granularity(bdev) >>
+			cfg_le32(bdev_discard_granularity(bdev) >>
 				    SECTOR_SHIFT);
 
 	wz_max = vhost_blk_write_zeroes_max(bdev);
-	cfg->max_write_zeroes_sectors = cpu_to_le32(blk->disk->read_only ? 0 :
+	cfg->max_write_zeroes_sectors = cfg_le32(blk->disk->read_only ? 0 :
 						    wz_max);
 	cfg->write_zeroes_may_unmap = discard_max ? 1 : 0;
 	return cfg_len;

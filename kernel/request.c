@@ -260,9 +260,9 @@ static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector,
 }
 
 static int vhost_blk_read_write(struct vhost_blk_req *req,
-			       struct vhost_blk_disk *disk,
-			       struct vhost_blk_layout *l, struct iov_iter *out,
-			       bool write, u64 sector)
+				struct vhost_blk_disk *disk,
+				struct vhost_blk_layout *l,
+				struct iov_iter *out, bool write, u64 sector)
 {
 	struct block_device *bdev = disk->bdev;
 	struct iov_iter data;
@@ -415,9 +415,10 @@ static bool vhost_blk_layout(struct vhost_blk_req *req, struct iovec *iov,
 	return false;
 }
 
-static int vhost_blk_dispatch(struct vhost_blk *blk, struct vhost_blk_disk *disk,
-			     struct vhost_blk_req *req,
-			     struct vhost_blk_layout *l, size_t *bytes)
+static int vhost_blk_dispatch(struct vhost_blk *blk,
+			      struct vhost_blk_disk *disk,
+			      struct vhost_blk_req *req,
+			      struct vhost_blk_layout *l, size_t *bytes)
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct virtio_blk_outhdr hdr;

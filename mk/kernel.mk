@@ -36,7 +36,7 @@ checkpatch: prep
 sparse: link
 	@echo "  SPARSE  $(KVER)"
 	@touch $(B)/kernel/*.c
-	@$(KMAKE) C=1 CHECK="sparse -Wno-decl" modules 2>&1 | tee $(B)/sparse.log
+	@$(KMAKE) C=1 CHECK=sparse modules 2>&1 | tee $(B)/sparse.log
 	@! grep -E "warning|error" $(B)/sparse.log
 
 w1: link
