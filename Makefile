@@ -41,7 +41,7 @@ check: all
 	@$(TOP)/scripts/run-tests.sh $(KVERS)
 
 run: all
-	@$(TOP)/scripts/demo.sh $(firstword $(KVERS))
+	@$(TOP)/scripts/demo.sh $(lastword $(KVERS))
 
 checkpatch sparse w1: | $(BUILD)
 	@set -e; for k in $(KVERS); do $(MAKE) -s --no-print-directory -f $(TOP)/mk/kernel.mk \

@@ -13,6 +13,7 @@
 #include <linux/file.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/nospec.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -44,6 +45,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 		vhost_blk_vq_init(&blk->vqs[i]);
 	}
 	blk->num_queues = 1;
+	spin_lock_init(&blk->serial_lock);
 
 	vhost_dev_init(&blk->dev, vqs, VHOST_BLK_MAX_QUEUES, UIO_MAXIOV,
 		       VHOST_BLK_WEIGHT_REQS, VHOST_BLK_WEIGHT_BYTES, true,
@@ -156,7 +158,6 @@ static long vhost_blk_ioctl_params(struct vhost_blk *blk, unsigned int ioctl,
 {
 	struct vhost_blk_params arg;
 	long ret;
-	int i;
 
 	ret = vhost_blk_copy_arg(&arg, sizeof(arg), sizeof(arg), argp);
 	if (ret)
@@ -168,7 +169,9 @@ static long vhost_blk_ioctl_params(struct vhost_blk *blk, unsigned int ioctl,
 	if (ioctl == VHOST_BLK_GET_PARAMS) {
 		arg.mask = VHOST_BLK_PARAM_ALL;
 		arg.num_queues = blk->num_queues;
+		spin_lock(&blk->serial_lock);
 		memcpy(arg.serial, blk->serial, sizeof(arg.serial));
+		spin_unlock(&blk->serial_lock);
 		mutex_unlock(&blk->dev.mutex);
 		return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
 	}
@@ -188,12 +191,9 @@ static long vhost_blk_ioctl_params(struct vhost_blk *blk, unsigned int ioctl,
 		blk->num_queues = arg.num_queues;
 	}
 	if (arg.mask & VHOST_BLK_PARAM_SERIAL) {
-		/* Read by the workers' GET_ID without dev.mutex: stop them. */
-		for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-			mutex_lock(&blk->vqs[i].vq.mutex);
+		spin_lock(&blk->serial_lock);
 		memcpy(blk->serial, arg.serial, sizeof(blk->serial));
-		for (i = VHOST_BLK_MAX_QUEUES - 1; i >= 0; i--)
-			mutex_unlock(&blk->vqs[i].vq.mutex);
+		spin_unlock(&blk->serial_lock);
 	}
 	ret = 0;
 out:
@@ -240,6 +240,7 @@ static long vhost_blk_ioctl_get_vring_base(struct vhost_blk *blk,
 					   void __user *argp)
 {
 	struct vhost_vring_state s;
+	unsigned int idx;
 	long ret;
 
 	if (copy_from_user(&s, argp, sizeof(s)))
@@ -249,8 +250,10 @@ static long vhost_blk_ioctl_get_vring_base(struct vhost_blk *blk,
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (ret)
 		goto out;
-	if (s.index < VHOST_BLK_MAX_QUEUES)
-		vhost_blk_stop_vq(blk, &blk->vqs[s.index]);
+	if (s.index < VHOST_BLK_MAX_QUEUES) {
+		idx = array_index_nospec(s.index, VHOST_BLK_MAX_QUEUES);
+		vhost_blk_stop_vq(blk, &blk->vqs[idx]);
+	}
 	ret = vhost_vring_ioctl(&blk->dev, VHOST_GET_VRING_BASE, argp);
 out:
 	mutex_unlock(&blk->dev.mutex);

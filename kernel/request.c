@@ -321,10 +321,14 @@ static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
 			   struct vhost_blk_layout *l)
 {
 	size_t len = min_t(size_t, l->in_len, VIRTIO_BLK_ID_BYTES);
+	u8 serial[VIRTIO_BLK_ID_BYTES];
 	struct iov_iter iter;
 
+	spin_lock(&blk->serial_lock);
+	memcpy(serial, blk->serial, sizeof(serial));
+	spin_unlock(&blk->serial_lock);
 	iov_iter_init(&iter, ITER_DEST, l->in_iov, l->in_nr, len);
-	if (copy_to_iter(blk->serial, len, &iter) != len)
+	if (copy_to_iter(serial, len, &iter) != len)
 		return VIRTIO_BLK_S_IOERR;
 	req->used_len = len + 1;
 	return VIRTIO_BLK_S_OK;

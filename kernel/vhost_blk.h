@@ -110,15 +110,17 @@ struct vhost_blk_vq {
 };
 
 /*
- * Lock order: dev.mutex -> vq->mutex. dev.mutex serializes ioctls and
- * protects @disk, @num_queues and @serial; kick and completion work take
- * only vq->mutex and see the disk through vq->private_data.
+ * Lock order: dev.mutex -> vq->mutex -> serial_lock. dev.mutex serializes
+ * ioctls and protects @disk and @num_queues; kick and completion work take
+ * only vq->mutex and see the disk through vq->private_data. @serial_lock
+ * guards @serial, which GET_ID copies from the workers.
  */
 struct vhost_blk {
 	struct vhost_dev dev;
 	struct vhost_blk_vq vqs[VHOST_BLK_MAX_QUEUES];
 	struct vhost_blk_disk *disk;
 	unsigned int num_queues;
+	spinlock_t serial_lock;		/* guards @serial */
 	u8 serial[VIRTIO_BLK_ID_BYTES];
 };
 
