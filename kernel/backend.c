@@ -119,10 +119,11 @@ static int vhost_blk_start(struct vhost_blk *blk, struct vhost_blk_disk *disk)
 
 		vq = &bvq->vq;
 		mutex_lock(&vq->mutex);
-		if (!vhost_vq_is_setup(vq)) {
+		if (!vq->desc || !vq->avail || !vq->used) {
 			mutex_unlock(&vq->mutex);
 			continue;
 		}
+		/* Also false without a memory table: set-up out of order. */
 		ret = -EFAULT;
 		if (!vhost_vq_access_ok(vq))
 			goto err_unlock;

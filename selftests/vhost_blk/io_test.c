@@ -389,13 +389,48 @@ static void backend_roundtrip(struct __test_metadata *_metadata,
 TEST(null_blk_backend)
 {
 	char path[64];
-	int ret = vblk_null_blk("vblk_nb0", 64, false, path, sizeof(path));
+	int ret = vblk_null_blk("vblk_nb0", 64, 512, false, path, sizeof(path));
 
 	if (ret)
 		SKIP(return, "cannot create a null_blk device via configfs: %s",
 		     strerror(-ret));
 	backend_roundtrip(_metadata, path);
 	vblk_null_blk_remove("vblk_nb0");
+}
+
+TEST(logical_block_4k)
+{
+	struct vhost_blk_config c = { .size = sizeof(c) };
+	struct virtio_blk_config *cfg = (void *)c.config;
+	char path[64];
+	struct vdrv d;
+	struct vreq r;
+	int fd, ret;
+
+	ret = vblk_null_blk("vblk_nb4k", 64, 4096, false, path, sizeof(path));
+	if (ret)
+		SKIP(return, "cannot create a 4K null_blk via configfs: %s",
+		     strerror(-ret));
+	fd = open(path, O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, fd));
+	ASSERT_EQ(0, ioctl(d.fd, VHOST_BLK_GET_CONFIG, &c));
+	ASSERT_EQ(4096, cfg->blk_size);
+	ASSERT_EQ(64ULL << 11, cfg->capacity);
+
+	/* Sectors stay 512 bytes; requests must cover whole 4K blocks. */
+	roundtrip(_metadata, &d, &d.q[0], fd, 8, 8192, 2, false);
+	r = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 1, 4096);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vdrv_do(&d, &d.q[0], &r, 1, false, NULL));
+	r = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 8, 512);
+	ASSERT_EQ(VIRTIO_BLK_S_IOERR, vdrv_do(&d, &d.q[0], &r, 1, false, NULL));
+	/* 4K in eight 512-byte pieces: not whole blocks, so bounced. */
+	roundtrip(_metadata, &d, &d.q[0], fd, 16, 4096, 8, false);
+	vdrv_close(&d);
+	close(fd);
+	vblk_null_blk_remove("vblk_nb4k");
 }
 
 TEST(loop_backend)
@@ -437,7 +472,7 @@ TEST(flush_reaches_device)
 	int fd, ret;
 
 	/* A null_blk with a volatile cache, so flushes are not elided. */
-	ret = vblk_null_blk("vblk_nbc", 64, true, path, sizeof(path));
+	ret = vblk_null_blk("vblk_nbc", 64, 512, true, path, sizeof(path));
 	if (ret)
 		SKIP(return, "cannot create a cached null_blk: %s",
 		     strerror(-ret));

@@ -259,6 +259,44 @@ TEST(backend_errnos)
 	vdrv_close(&d);
 }
 
+TEST(backend_before_memory_table)
+{
+	struct vhost_vring_state st = { .index = 0, .num = 64 };
+	struct vhost_vring_addr addr = { .index = 0 };
+	struct vhost_blk_backend b = { .size = sizeof(b) };
+	int fd, bdev;
+	void *ring;
+
+	bdev = vblk_brd(0, NULL);
+	if (bdev < 0)
+		SKIP(return, "no brd ram disk");
+	fd = open("/dev/vhost-blk", O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, VHOST_SET_OWNER));
+	ring = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ring);
+	ASSERT_EQ(0, ioctl(fd, VHOST_SET_VRING_NUM, &st));
+	addr.desc_user_addr = (uintptr_t)ring;
+	addr.avail_user_addr = (uintptr_t)ring + 4096;
+	addr.used_user_addr = (uintptr_t)ring + 8192;
+	ASSERT_EQ(0, ioctl(fd, VHOST_SET_VRING_ADDR, &addr));
+
+	/* A ring is set up but there is no memory table yet. */
+	b.fd = bdev;
+	ASSERT_EQ(-1, ioctl(fd, VHOST_BLK_SET_BACKEND, &b));
+	ASSERT_EQ(EFAULT, errno);
+
+	/* Nothing was claimed by the failed attach. */
+	int excl = open("/dev/ram0", O_RDWR | O_EXCL);
+
+	ASSERT_LE(0, excl);
+	close(excl);
+	close(fd);
+	close(bdev);
+	munmap(ring, 3 * 4096);
+}
+
 TEST(close_with_rings_set_up)
 {
 	struct vdrv d;

@@ -424,8 +424,8 @@ static int vblk_write_file(const char *dir, const char *name, const char *val)
 	return ret;
 }
 
-int vblk_null_blk(const char *name, unsigned int mb, bool cache,
-		  char *path, size_t pathlen)
+int vblk_null_blk(const char *name, unsigned int mb, unsigned int bs,
+		  bool cache, char *path, size_t pathlen)
 {
 	char dir[128], val[32];
 	int ret;
@@ -439,6 +439,9 @@ int vblk_null_blk(const char *name, unsigned int mb, bool cache,
 		return -errno;
 	snprintf(val, sizeof(val), "%u", mb);
 	ret = vblk_write_file(dir, "size", val);
+	snprintf(val, sizeof(val), "%u", bs);
+	if (!ret)
+		ret = vblk_write_file(dir, "blocksize", val);
 	if (!ret)
 		ret = vblk_write_file(dir, "memory_backed", "1");
 	if (!ret && cache)

@@ -90,8 +90,8 @@ int vdrv_start(struct vdrv *d, struct vdrv_queue *q, struct vreq *r,
 /* Backing devices */
 int vblk_brd(unsigned int n, size_t *bytes);	/* /dev/ramN, O_RDWR */
 int vblk_open_dev(const char *path, int flags);
-int vblk_null_blk(const char *name, unsigned int mb, bool cache,
-		  char *path, size_t pathlen);
+int vblk_null_blk(const char *name, unsigned int mb, unsigned int bs,
+		  bool cache, char *path, size_t pathlen);
 void vblk_null_blk_remove(const char *name);
 int vblk_loop(const char *file, size_t bytes, char *path, size_t pathlen);
 void vblk_loop_remove(const char *path);

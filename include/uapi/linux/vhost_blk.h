@@ -94,7 +94,8 @@ struct vhost_blk_backend {
  * - EBUSY: the device is claimed by someone else (mounted, another
  *   vhost-blk device, another exclusive opener).
  * - EACCES: @fd is opened neither for reading nor for writing (O_PATH).
- * - EFAULT: a ring that is set up is not accessible.
+ * - EFAULT: a ring that is set up is not accessible, or no memory table
+ *   was set (VHOST_SET_MEM_TABLE must come first).
  */
 #define VHOST_BLK_SET_BACKEND	_IOW(VHOST_VIRTIO, 0x50, struct vhost_blk_backend)
 
