@@ -22,11 +22,12 @@ struct vhost_blk_layout {
 	size_t in_len;			/* without the status byte */
 };
 
+/* Bios of one request may end at once on several CPUs: any error wins. */
 static void vhost_blk_bio_status(struct vhost_blk_req *req, struct bio *bio)
 {
 	if (bio->bi_status)
-		req->status = bio->bi_status == BLK_STS_NOTSUPP ?
-			      VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+		WRITE_ONCE(req->status, bio->bi_status == BLK_STS_NOTSUPP ?
+			   VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR);
 }
 
 /* End of a bio carrying guest pages (from vhost_blk_bio_set). */
@@ -494,8 +495,9 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 		if (status == -EAGAIN)
 			return -EAGAIN;
 		/* A bio may already have failed; keep the first error. */
-		if (status != VIRTIO_BLK_S_OK && req->status == VIRTIO_BLK_S_OK)
-			req->status = status;
+		if (status != VIRTIO_BLK_S_OK &&
+		    READ_ONCE(req->status) == VIRTIO_BLK_S_OK)
+			WRITE_ONCE(req->status, status);
 	}
 
 	if (atomic_dec_and_test(&req->pending))

@@ -500,6 +500,43 @@ TEST(ring_size_grows_between_runs)
 	close(bdev);
 }
 
+TEST(one_queue_cannot_starve_another)
+{
+	struct vdrv d;
+	struct vreq flood, one;
+	uint32_t head, len;
+	int bdev, i;
+
+	bdev = vblk_brd(0, NULL);
+	if (bdev < 0)
+		SKIP(return, "no brd ram disk");
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 2, 256, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+
+	/*
+	 * Queue 0: 256 MiB of reads (all into one buffer), far more than one
+	 * kick may do. Queue 1, kicked right after: one small read. Both
+	 * share a worker; the weights must let queue 1 in long before
+	 * queue 0 is done. Progress order, not time, is what is checked.
+	 */
+	flood = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 1 << 20);
+	one = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 4096, 4096);
+	for (i = 0; i < 256; i++)
+		ASSERT_LE(0, vdrv_start(&d, &d.q[0], &flood, 1, true));
+	vdrv_kick(&d.q[0]);
+	ASSERT_LE(0, vdrv_start(&d, &d.q[1], &one, 1, false));
+	vdrv_kick(&d.q[1]);
+	ASSERT_EQ(0, vdrv_get_used(&d, &d.q[1], &head, &len, 60000));
+	ASSERT_EQ(VIRTIO_BLK_S_OK, *one.status);
+	ASSERT_GT(192, __atomic_load_n(&d.q[0].used->idx, __ATOMIC_ACQUIRE))
+		TH_LOG("queue 1 waited for most of queue 0's backlog");
+	for (i = 0; i < 256; i++)
+		ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len, 60000));
+	vdrv_close(&d);
+	close(bdev);
+}
+
 #ifdef VHOST_NEW_WORKER
 TEST(worker_per_queue)
 {
