@@ -328,6 +328,43 @@ TEST_F(io, busy_when_claimed_by_others)
 	close(fd2);
 }
 
+TEST(completions_are_batched)
+{
+	struct vreq r[64];
+	struct vdrv d;
+	uint64_t signals = 0;
+	int bdev, i;
+
+	bdev = vblk_brd(0, NULL);
+	if (bdev < 0)
+		SKIP(return, "no brd ram disk");
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	/* Without EVENT_IDX every signal the device sends is counted. */
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES &
+				~(1ULL << VIRTIO_RING_F_EVENT_IDX)));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	for (i = 0; i < 64; i++) {
+		r[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, i * 8, 4096);
+		ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r[i], 1, true));
+	}
+	vdrv_kick(&d.q[0]);
+	for (i = 0; i < 2000; i++) {
+		if (__atomic_load_n(&d.q[0].used->idx, __ATOMIC_ACQUIRE) == 64)
+			break;
+		usleep(5000);
+	}
+	ASSERT_EQ(64, d.q[0].used->idx);
+	for (i = 0; i < 64; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK, *r[i].status);
+	/* One kick's worth of completions: a handful of signals, not 64. */
+	ASSERT_EQ(sizeof(signals), read(d.q[0].call, &signals, sizeof(signals)));
+	ASSERT_LT(0, signals);
+	ASSERT_GT(8, signals) TH_LOG("%llu signals for 64 requests",
+				     (unsigned long long)signals);
+	vdrv_close(&d);
+	close(bdev);
+}
+
 TEST(read_only_backend)
 {
 	struct vhost_blk_config c = { .size = sizeof(c) };
