@@ -140,6 +140,25 @@ int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num)
 	return 0;
 }
 
+/*
+ * Reset a queue the way a VMM does after DEVICE_NEEDS_RESET: the backend
+ * must be detached; the same ring memory is cleared and set up at base 0.
+ */
+int vdrv_reset_queue(struct vdrv *d, unsigned int i)
+{
+	struct vdrv_queue *q = &d->q[i];
+	struct vhost_vring_state st = { .index = i, .num = 0 };
+
+	memset(q->desc, 0, 16 * q->num);
+	memset(q->avail, 0, 6 + 2 * q->num);
+	memset(q->used, 0, 6 + 8 * q->num);
+	q->avail_idx = 0;
+	q->last_used = 0;
+	q->outstanding = 0;
+	vdrv_state_reset(q);
+	return ioctl(d->fd, VHOST_SET_VRING_BASE, &st) ? -errno : 0;
+}
+
 int vdrv_setup(struct vdrv *d, unsigned int nq, unsigned int num,
 	       uint64_t features)
 {

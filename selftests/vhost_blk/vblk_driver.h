@@ -51,6 +51,7 @@ int vdrv_open(struct vdrv *d, size_t mem_size);
 int vdrv_setup(struct vdrv *d, unsigned int nq, unsigned int num,
 	       uint64_t features);
 int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num);
+int vdrv_reset_queue(struct vdrv *d, unsigned int i);
 int vdrv_attach(struct vdrv *d, int bdev_fd);
 void vdrv_close(struct vdrv *d);
 
