@@ -5,6 +5,7 @@
 #   make                     module, selftests and tools for every target kernel
 #   make KVER=<release>      only for one installed kernel
 #   make check               the test suite in a VM on every target kernel
+#   make soak                the long lane: big seeded soak and fuzzer
 #   make run                 the main job: build, boot, load, show it working
 #   make checkpatch sparse   static checks of the kernel code
 #
@@ -25,11 +26,11 @@ LINUX_SOURCE ?=
 
 CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
 
-.PHONY: all module selftests check run checkpatch sparse w1 clean help
+.PHONY: all module selftests check soak run checkpatch sparse w1 clean help
 all: module selftests
 
 help:
-	@sed -n '3,12p' $(TOP)/Makefile
+	@sed -n '3,13p' $(TOP)/Makefile
 
 module selftests: | $(BUILD)
 	@test -n "$(KVERS)" || { echo "no target kernel found: run scripts/deps.sh"; exit 1; }
@@ -39,6 +40,10 @@ module selftests: | $(BUILD)
 
 check: all
 	@$(TOP)/scripts/run-tests.sh $(KVERS)
+
+# The long lane: million-request soak and fuzzer (hours under TCG).
+soak: all
+	@$(TOP)/scripts/soak.sh $(KVERS)
 
 run: all
 	@$(TOP)/scripts/demo.sh $(lastword $(KVERS))

@@ -320,6 +320,7 @@ int vdrv_get_used(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
 				vdrv_free_chain(q, *head);
 			return 0;
 		}
+		/* No look after a timeout: a missing interrupt is a bug. */
 		if (poll(&pfd, 1, ms) <= 0)
 			return -ETIMEDOUT;
 		if (read(q->call, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
