@@ -155,9 +155,8 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 }
 
 /*
- * Read or write through host pages. The pages come from the queue's budget
- * (VHOST_BLK_BOUNCE_PAGES); returns -EAGAIN when it is used up for now, so
- * the caller can put the request back until completions free some.
+ * Read or write through host pages, taken from the queue's bounce budget
+ * (checked by the caller).
  */
 static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 			       struct block_device *bdev,
@@ -169,11 +168,6 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE), i;
 	struct vhost_blk_bounce *b;
 	struct bio *bio = NULL;
-
-	if (nr > VHOST_BLK_BOUNCE_PAGES)
-		return VIRTIO_BLK_S_IOERR;
-	if (bvq->bounce_pages + nr > VHOST_BLK_BOUNCE_PAGES)
-		return -EAGAIN;
 
 	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL);
 	if (!b)
@@ -266,7 +260,10 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 				struct iov_iter *out, bool write, u64 sector)
 {
 	struct block_device *bdev = disk->bdev;
+	struct vhost_blk_vq *bvq = req->bvq;
 	struct iov_iter data;
+	unsigned int pages;
+	bool aligned;
 	size_t len;
 
 	if (write) {
@@ -289,16 +286,32 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 
 	if (!vhost_blk_range_ok(bdev, sector, len))
 		return VIRTIO_BLK_S_IOERR;
-	if (!write) {
-		req->to_guest = true;
-		req->used_len = len + 1;
-	}
+
 	/*
 	 * Zero-copy needs what O_DIRECT needs: the device's DMA alignment and
 	 * segments of whole logical blocks. Linux guests always comply; other
 	 * layouts, which virtio allows, are bounced.
 	 */
-	if (!bdev_iter_is_aligned(bdev, &data))
+	aligned = bdev_iter_is_aligned(bdev, &data);
+	if (!aligned) {
+		pages = DIV_ROUND_UP(len, PAGE_SIZE);
+		if (pages > VHOST_BLK_BOUNCE_PAGES)
+			return VIRTIO_BLK_S_IOERR;
+		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
+			return -EAGAIN;
+	}
+	if (bvq->inflight_bytes &&
+	    bvq->inflight_bytes + len > VHOST_BLK_INFLIGHT_BYTES)
+		return -EAGAIN;
+	/* Nothing returns -EAGAIN from here on. */
+	bvq->inflight_bytes += len;
+	req->charged = len;
+
+	if (!write) {
+		req->to_guest = true;
+		req->used_len = len + 1;
+	}
+	if (!aligned)
 		return vhost_blk_bounce_rw(req, bdev, &data, sector, write, l);
 	return vhost_blk_rw(req, bdev, &data, sector,
 			    write ? REQ_OP_WRITE : REQ_OP_READ);
@@ -480,6 +493,7 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->status = VIRTIO_BLK_S_OK;
 	req->to_guest = false;
 	req->bounce = NULL;
+	req->charged = 0;
 	init_llist_head(&req->bios);
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);

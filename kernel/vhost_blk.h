@@ -36,6 +36,13 @@
  */
 #define VHOST_BLK_BOUNCE_PAGES	1024
 
+/*
+ * Data a queue may have in flight. A guest can point every segment of every
+ * request at the same buffer, so its memory does not bound the pins, bios and
+ * bvecs it makes the host hold; this does (a request alone always runs).
+ */
+#define VHOST_BLK_INFLIGHT_BYTES	(64U << 20)
+
 /* The core's default max_mem_regions; larger tables are its to refuse. */
 #define VHOST_BLK_MEM_REGIONS_MAX	64
 
@@ -71,6 +78,7 @@ struct vhost_blk_req {
 	atomic_t pending;			/* bios in flight + 1 while submitting */
 	u8 __user *status_ptr;			/* the guest's status byte */
 	u32 used_len;				/* bytes written into the guest */
+	u32 charged;				/* bytes of bvq->inflight_bytes */
 	u16 head;
 	u8 status;				/* VIRTIO_BLK_S_* */
 	bool to_guest;				/* data moved into guest pages */
@@ -104,6 +112,7 @@ struct vhost_blk_vq {
 	struct vhost_blk_req *free_reqs;
 	bool starved;				/* waiting for completions */
 	unsigned int bounce_pages;		/* in use by requests */
+	size_t inflight_bytes;			/* data of requests in flight */
 	struct llist_head done;
 	atomic_t inflight;
 	struct vhost_work complete_work;

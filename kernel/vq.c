@@ -119,6 +119,7 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 	llist_for_each_entry_safe(req, tmp, list, done_node) {
 		if (req->bounce)
 			bvq->bounce_pages -= req->bounce->nr_pages;
+		bvq->inflight_bytes -= req->charged;
 		vhost_blk_req_finish(req, publish);
 		if (publish) {
 			if (req->status_ptr &&
@@ -236,7 +237,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		atomic_inc(&bvq->inflight);
 		moved = vhost_blk_req_submit(blk, disk, req, out, in);
 		if (moved < 0) {
-			/* Out of bounce pages: put it back, retry later. */
+			/* Over a budget: put it back, retry on completions. */
 			atomic_dec(&bvq->inflight);
 			vhost_blk_req_free(bvq, req);
 			vhost_discard_vq_desc(vq, 1);

@@ -207,7 +207,7 @@ TEST(randomized_soak)
 	shadow = calloc(1, cap * 512);
 	ASSERT_EQ(0, vblk_pwrite(bdev, shadow, cap * 512, 0));
 	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
-	ASSERT_EQ(0, vdrv_setup(&d, 2, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_setup(&d, 2, 128, VHOST_BLK_FEATURES));
 	ASSERT_EQ(0, vdrv_attach(&d, bdev));
 	for (qi = 0; qi < 2; qi++)
 		for (i = 0; i < DEPTH; i++) {

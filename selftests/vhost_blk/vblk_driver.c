@@ -23,7 +23,10 @@ struct vdrv_ring_state {
 	uint16_t free[32768];
 	unsigned int nfree;
 	uint16_t chain_len[32768];
+	struct vring_desc *indirect[32768];	/* per head, reused */
 };
+
+#define VDRV_MAX_INDIRECT	512
 
 static struct vdrv_ring_state *vdrv_state(struct vdrv_queue *q)
 {
@@ -111,6 +114,8 @@ int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num)
 	q->last_used = 0;
 	q->outstanding = 0;
 	vdrv_state_reset(q);
+	/* Tables of an earlier device are gone with its memory. */
+	memset(vdrv_state(q)->indirect, 0, sizeof(vdrv_state(q)->indirect));
 
 	if (ioctl(d->fd, VHOST_SET_VRING_NUM, &st))
 		return -errno;
@@ -237,16 +242,19 @@ int vdrv_add(struct vdrv *d, struct vdrv_queue *q, const struct vseg *segs,
 {
 	struct vdrv_ring_state *s = vdrv_state(q);
 	unsigned int need = indirect ? 1 : n, i;
-	uint16_t idx[4096] = { 0 };
+	uint16_t idx[VDRV_MAX_INDIRECT] = { 0 };
 	struct vring_desc *table;
 
-	if (s->nfree < need || n > 4096)
+	if (s->nfree < need || n > VDRV_MAX_INDIRECT)
 		return -ENOSPC;
 	for (i = 0; i < need; i++)
 		idx[i] = s->free[--s->nfree];
 
 	if (indirect) {
-		table = vdrv_alloc(d, 16 * n, 16);
+		/* One table per head, reused: long runs must not run dry. */
+		if (!s->indirect[idx[0]])
+			s->indirect[idx[0]] = vdrv_alloc(d, 16 * VDRV_MAX_INDIRECT, 16);
+		table = s->indirect[idx[0]];
 		for (i = 0; i < n; i++) {
 			table[i].addr = vdrv_gpa(d, segs[i].addr);
 			table[i].len = segs[i].len;
