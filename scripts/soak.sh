@@ -19,7 +19,7 @@ for kver in "$@"; do
 #!/bin/sh
 export VBLK_SEED=$seed VBLK_SOAK_OPS=${VBLK_SOAK_OPS:-1000000} VBLK_FUZZ_ITERS=${VBLK_FUZZ_ITERS:-200000}
 echo "# seed \$VBLK_SEED"
-"$b/selftests/vhost_blk/stress_test" -t randomized_soak || exit 1
+"$b/selftests/vhost_blk/stress_test" -f soak || exit 1
 exec "$b/selftests/vhost_blk/hostile_test" -t random_chains
 EOS
 	chmod +x "$out/soak-run.sh"

@@ -596,7 +596,8 @@ static uint32_t random_type(uint64_t *s)
  * the queue with an error report; the queue is then reset as a VMM would.
  * No hang, no host warning (the runner checks dmesg).
  */
-TEST_F(hostile, random_chains)
+/* Sized by VBLK_FUZZ_ITERS: bounded by the runner, not the 30 s default. */
+TEST_F_TIMEOUT(hostile, random_chains, 6 * 3600)
 {
 	const char *env = getenv("VBLK_SEED");
 	uint64_t seed = env ? strtoull(env, NULL, 0) : 0xfa22ed;

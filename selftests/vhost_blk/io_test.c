@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 
 #include "kselftest_harness.h"
 #include "vblk_driver.h"
@@ -363,6 +365,32 @@ TEST(completions_are_batched)
 				     (unsigned long long)signals);
 	vdrv_close(&d);
 	close(bdev);
+}
+
+TEST(mounted_device_is_busy)
+{
+	const char *mnt = "/tmp/vblk-mnt";
+	struct vdrv d;
+	int fd;
+
+	fd = vblk_brd(3, NULL);
+	if (fd < 0)
+		SKIP(return, "no brd ram disk");
+	close(fd);
+	if (system("modprobe ext4 && mkfs.ext4 -q -F /dev/ram3 >/dev/null 2>&1"))
+		SKIP(return, "cannot make an ext4 file system (modprobe ext4, mkfs.ext4)");
+	mkdir(mnt, 0755);
+	ASSERT_EQ(0, mount("/dev/ram3", mnt, "ext4", 0, NULL));
+
+	fd = open("/dev/ram3", O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, vdrv_open(&d, 1 << 20));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(-EBUSY, vdrv_attach(&d, fd));
+	ASSERT_EQ(0, umount(mnt));
+	ASSERT_EQ(0, vdrv_attach(&d, fd));
+	vdrv_close(&d);
+	close(fd);
 }
 
 TEST(read_only_backend)

@@ -49,8 +49,9 @@
 
 /*
  * Upper bound on virtqueues per device. Each queue costs the vhost core about
- * 40 KiB of iovec arrays at VHOST_SET_OWNER, so the bound keeps an idle
- * device small; 16 matches the vCPU counts virtio-blk guests use in practice.
+ * 60 KiB (iovec arrays in the virtqueue and allocated at VHOST_SET_OWNER),
+ * so the bound keeps an idle device small; 16 covers the vCPU counts
+ * virtio-blk guests are given in practice.
  */
 #define VHOST_BLK_MAX_QUEUES	16
 
