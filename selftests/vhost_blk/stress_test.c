@@ -69,6 +69,23 @@ static long bio_slab_objects(void)
 	return total;
 }
 
+/*
+ * A device with @nq queues of @num entries on /dev/ram0. Returns the disk's
+ * fd, or -1 after marking the test skipped.
+ */
+static int start_device(struct __test_metadata *_metadata, struct vdrv *d,
+			unsigned int nq, unsigned int num)
+{
+	int bdev = vblk_brd(0, NULL);
+
+	if (bdev < 0)
+		SKIP(return -1, "no brd ram disk");
+	ASSERT_EQ(0, vdrv_open(d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(d, nq, num, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(d, bdev));
+	return bdev;
+}
+
 struct worker {
 	struct vdrv *d;
 	struct vdrv_queue *q;
@@ -80,54 +97,50 @@ struct worker {
 	char why[128];
 };
 
+/* DEPTH requests of @type on the worker's queue, in varied layouts. */
+static const char *run_batch(struct worker *wk, struct vreq *r, uint32_t type,
+			     int round)
+{
+	uint32_t head, len;
+	int i;
+
+	for (i = 0; i < DEPTH; i++) {
+		r[i].hdr->type = type;
+		r[i].hdr->sector = wk->base + i * 16;
+		if (type == VIRTIO_BLK_T_OUT)
+			vblk_fill(r[i].data, 8192, round * 1000 + i + wk->base);
+		if (vdrv_start(wk->d, wk->q, &r[i], 1 + (i + type) % 3,
+			       (i + type) & 1) < 0)
+			return "ring full";
+	}
+	vdrv_kick(wk->q);
+	for (i = 0; i < DEPTH; i++)
+		if (vdrv_get_used(wk->d, wk->q, &head, &len, 20000))
+			return "completion timed out";
+	return NULL;
+}
+
 static void *queue_worker(void *arg)
 {
 	struct worker *wk = arg;
-	uint32_t head, len;
+	const char *err;
 	int round, i;
 
-	for (round = 0; round < wk->rounds && !wk->failed; round++) {
-		for (i = 0; i < DEPTH; i++) {
-			wk->w[i].hdr->type = VIRTIO_BLK_T_OUT;
-			wk->w[i].hdr->sector = wk->base + i * 16;
-			vblk_fill(wk->w[i].data, 8192, round * 1000 + i + wk->base);
-			if (vdrv_start(wk->d, wk->q, &wk->w[i], 1 + i % 3, i & 1) < 0)
-				goto fail_submit;
-		}
-		vdrv_kick(wk->q);
-		for (i = 0; i < DEPTH; i++)
-			if (vdrv_get_used(wk->d, wk->q, &head, &len, 20000))
-				goto fail_wait;
-		for (i = 0; i < DEPTH; i++) {
-			wk->r[i].hdr->type = VIRTIO_BLK_T_IN;
-			wk->r[i].hdr->sector = wk->base + i * 16;
-			if (vdrv_start(wk->d, wk->q, &wk->r[i], 2, !(i & 1)) < 0)
-				goto fail_submit;
-		}
-		vdrv_kick(wk->q);
-		for (i = 0; i < DEPTH; i++)
-			if (vdrv_get_used(wk->d, wk->q, &head, &len, 20000))
-				goto fail_wait;
-		for (i = 0; i < DEPTH; i++) {
+	for (round = 0; round < wk->rounds; round++) {
+		err = run_batch(wk, wk->w, VIRTIO_BLK_T_OUT, round);
+		if (!err)
+			err = run_batch(wk, wk->r, VIRTIO_BLK_T_IN, round);
+		for (i = 0; !err && i < DEPTH; i++)
 			if (*wk->w[i].status || *wk->r[i].status ||
-			    memcmp(wk->w[i].data, wk->r[i].data, 8192)) {
-				wk->failed = 1;
-				snprintf(wk->why, sizeof(wk->why),
-					 "queue %u round %d req %d: data or status mismatch",
-					 wk->q->index, round, i);
-				return NULL;
-			}
+			    memcmp(wk->w[i].data, wk->r[i].data, 8192))
+				err = "data or status mismatch";
+		if (err) {
+			wk->failed = 1;
+			snprintf(wk->why, sizeof(wk->why), "queue %u round %d: %s",
+				 wk->q->index, round, err);
+			break;
 		}
 	}
-	return NULL;
-fail_submit:
-	wk->failed = 1;
-	snprintf(wk->why, sizeof(wk->why), "queue %u: ring full", wk->q->index);
-	return NULL;
-fail_wait:
-	wk->failed = 1;
-	snprintf(wk->why, sizeof(wk->why), "queue %u: completion timed out",
-		 wk->q->index);
 	return NULL;
 }
 
@@ -138,12 +151,9 @@ TEST(all_queues_busy)
 	struct vdrv d;
 	int bdev, i, j;
 
-	bdev = vblk_brd(0, NULL);
+	bdev = start_device(_metadata, &d, NQ, 128);
 	if (bdev < 0)
-		SKIP(return, "no brd ram disk");
-	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
-	ASSERT_EQ(0, vdrv_setup(&d, NQ, 128, VHOST_BLK_FEATURES));
-	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+		return;
 
 	for (i = 0; i < NQ; i++) {
 		memset(&wk[i], 0, sizeof(wk[i]));
@@ -524,12 +534,9 @@ TEST(ring_size_grows_between_runs)
 	struct vreq r[256];
 	int bdev, i;
 
-	bdev = vblk_brd(0, NULL);
+	bdev = start_device(_metadata, &d, 1, 16);
 	if (bdev < 0)
-		SKIP(return, "no brd ram disk");
-	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
-	ASSERT_EQ(0, vdrv_setup(&d, 1, 16, VHOST_BLK_FEATURES));
-	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+		return;
 	r[0] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 4096);
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &r[0], 1, false, NULL));
 
@@ -566,12 +573,9 @@ TEST(one_queue_cannot_starve_another)
 	uint32_t head, len;
 	int bdev, i;
 
-	bdev = vblk_brd(0, NULL);
+	bdev = start_device(_metadata, &d, 2, 256);
 	if (bdev < 0)
-		SKIP(return, "no brd ram disk");
-	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
-	ASSERT_EQ(0, vdrv_setup(&d, 2, 256, VHOST_BLK_FEATURES));
-	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+		return;
 
 	/*
 	 * Queue 0: 256 MiB of reads (all into one buffer), far more than one
