@@ -94,7 +94,8 @@ static int vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 
 /*
  * Copy a size-versioned struct from userspace: @usize must cover at least
- * @min bytes; bytes past what we know must be zero.
+ * @min bytes; bytes past what we know must be zero and, as in openat2(),
+ * there may be at most a page of them.
  */
 static int vhost_blk_copy_arg(void *dst, size_t ksize, size_t min,
 			      const void __user *src)
@@ -105,6 +106,8 @@ static int vhost_blk_copy_arg(void *dst, size_t ksize, size_t min,
 		return -EFAULT;
 	if (usize < min)
 		return -EINVAL;
+	if (usize > PAGE_SIZE)
+		return -E2BIG;
 	return copy_struct_from_user(dst, ksize, src, usize);
 }
 

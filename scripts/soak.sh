@@ -4,7 +4,7 @@
 # The long lane (`make soak`): the randomized soak and the random-chain
 # fuzzer at many times their default size, with a fresh seed unless
 # VBLK_SEED is given, on every target kernel.
-#   VBLK_SOAK_OPS (default 1000000)  VBLK_FUZZ_ITERS (default 200000)
+#   VBLK_SOAK_OPS (default 300000)  VBLK_FUZZ_ITERS (default 100000)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 seed=${VBLK_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
@@ -17,7 +17,7 @@ for kver in "$@"; do
 	# The guest runs host binaries but not with our environment: bake it.
 	cat >"$out/soak-run.sh" <<EOS
 #!/bin/sh
-export VBLK_SEED=$seed VBLK_SOAK_OPS=${VBLK_SOAK_OPS:-1000000} VBLK_FUZZ_ITERS=${VBLK_FUZZ_ITERS:-200000}
+export VBLK_SEED=$seed VBLK_SOAK_OPS=${VBLK_SOAK_OPS:-300000} VBLK_FUZZ_ITERS=${VBLK_FUZZ_ITERS:-100000}
 echo "# seed \$VBLK_SEED"
 "$b/selftests/vhost_blk/stress_test" -f soak || exit 1
 exec "$b/selftests/vhost_blk/hostile_test" -t random_chains

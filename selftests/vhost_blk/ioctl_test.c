@@ -194,6 +194,21 @@ TEST(params_roundtrip_and_errnos)
 	p.size = 4;
 	ASSERT_EQ(-1, ioctl(fd, VHOST_BLK_SET_PARAMS, &p));
 	ASSERT_EQ(EINVAL, errno);
+
+	/* A newer, larger struct: fine while the tail is zero. */
+	char big[256] = { 0 };
+	struct vhost_blk_params *bp = (void *)big;
+
+	bp->size = sizeof(big);
+	bp->mask = VHOST_BLK_PARAM_NUM_QUEUES;
+	bp->num_queues = 2;
+	ASSERT_EQ(0, ioctl(fd, VHOST_BLK_SET_PARAMS, bp));
+	big[200] = 1;
+	ASSERT_EQ(-1, ioctl(fd, VHOST_BLK_SET_PARAMS, bp));
+	ASSERT_EQ(E2BIG, errno);
+	bp->size = 1 << 20;
+	ASSERT_EQ(-1, ioctl(fd, VHOST_BLK_SET_PARAMS, bp));
+	ASSERT_EQ(E2BIG, errno);
 	close(fd);
 }
 

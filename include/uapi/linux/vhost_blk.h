@@ -28,7 +28,7 @@
  * - EINVAL: ``size`` is smaller than the first version of the structure,
  *   ``flags`` has unknown bits, or a ``__reserved`` field is not zero.
  * - E2BIG: ``size`` is larger than the structure this module knows and the
- *   extra bytes are not zero.
+ *   extra bytes are not zero, or ``size`` is larger than a page.
  */
 
 /* Feature bits offered by VHOST_GET_FEATURES; all of them are implemented. */
