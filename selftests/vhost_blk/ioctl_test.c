@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -323,6 +324,103 @@ TEST(close_with_rings_set_up)
 		ASSERT_EQ(0, vdrv_setup(&d, 4, 128, VHOST_BLK_FEATURES));
 		vdrv_close(&d);
 	}
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Hostile userspace: random ioctls of the vhost space (known numbers with
+ * random payloads, and random numbers, sizes and directions) with fds,
+ * pointers and sizes that are sometimes real and mostly not. Nothing may
+ * crash, warn or hang (the runner checks dmesg), every failure must be a
+ * plain errno, and a fresh device must still work afterwards.
+ */
+TEST(ioctl_fuzz)
+{
+	static const unsigned long known[] = {
+		VHOST_GET_FEATURES, VHOST_SET_FEATURES, VHOST_SET_OWNER,
+		VHOST_RESET_OWNER, VHOST_SET_MEM_TABLE, VHOST_SET_LOG_BASE,
+		VHOST_SET_LOG_FD, VHOST_SET_VRING_NUM, VHOST_SET_VRING_ADDR,
+		VHOST_SET_VRING_BASE, VHOST_GET_VRING_BASE,
+		VHOST_SET_VRING_KICK, VHOST_SET_VRING_CALL,
+		VHOST_SET_VRING_ERR, VHOST_BLK_SET_BACKEND,
+		VHOST_BLK_GET_CONFIG, VHOST_BLK_SET_PARAMS,
+		VHOST_BLK_GET_PARAMS,
+	};
+	const char *env = getenv("VBLK_SEED");
+	uint64_t s = env ? strtoull(env, NULL, 0) : 0x10c71;
+	uint8_t *buf = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fds[6], bdev, fd = -1, i, j;
+	long ok = 0, failed = 0;
+	struct vdrv d;
+	struct vreq r;
+
+	ASSERT_NE(MAP_FAILED, buf);
+	bdev = vblk_brd(0, NULL);
+	if (bdev < 0)
+		SKIP(return, "no brd ram disk");
+	fds[0] = bdev;
+	fds[1] = eventfd(0, EFD_NONBLOCK);
+	fds[2] = eventfd(0, EFD_NONBLOCK);
+	fds[3] = open("/dev/null", O_RDWR);
+	fds[4] = -1;
+	fds[5] = 999;
+
+	for (i = 0; i < 20000; i++) {
+		unsigned long cmd;
+		void *arg;
+
+		if (i % 500 == 0) {
+			if (fd >= 0)
+				close(fd);
+			fd = open("/dev/vhost-blk", O_RDWR);
+			ASSERT_LE(0, fd);
+			if (rnd(&s) % 4)
+				ioctl(fd, VHOST_SET_OWNER);
+		}
+		/* Random bytes, then plausible values in the usual places. */
+		for (j = 0; j < 64; j++)
+			((uint64_t *)buf)[j] = rnd(&s) % 3 ? rnd(&s) % 256 : rnd(&s);
+		((uint32_t *)buf)[0] = rnd(&s) % 2 ? rnd(&s) % 16 :
+				       rnd(&s) % 300;	/* index or size */
+		((int32_t *)buf)[1] = fds[rnd(&s) % 6];	/* fd field */
+		if (rnd(&s) % 4 == 0)
+			((uint64_t *)buf)[1] = (uintptr_t)(buf + 4096 +
+						rnd(&s) % 8192);
+		cmd = rnd(&s) % 4 ? known[rnd(&s) % (sizeof(known) / sizeof(known[0]))] :
+		      _IOC(rnd(&s) % 4, VHOST_VIRTIO, rnd(&s) % 256,
+			   rnd(&s) % 128);
+		arg = rnd(&s) % 16 ? (void *)buf :
+		      rnd(&s) % 2 ? NULL : (void *)(uintptr_t)rnd(&s);
+		if (ioctl(fd, cmd, arg) == 0) {
+			ok++;
+		} else {
+			failed++;
+			/* A plain errno, never a kernel-internal code. */
+			ASSERT_GT(512, errno) TH_LOG("ioctl %#lx: errno %d",
+						     cmd, errno);
+		}
+	}
+	close(fd);
+	TH_LOG("%ld ioctls succeeded, %ld failed", ok, failed);
+
+	/* The module is still healthy. */
+	ASSERT_EQ(0, vdrv_open(&d, 1 << 20));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	r = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 4096);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &r, 1, false, NULL));
+	vdrv_close(&d);
+	for (j = 0; j < 4; j++)
+		close(fds[j]);
+	munmap(buf, 1 << 20);
 }
 
 TEST_HARNESS_MAIN
