@@ -360,19 +360,17 @@ static int __init vhost_blk_init(void)
 {
 	int ret;
 
-	ret = bioset_init(&vhost_blk_bio_set, BIO_POOL_SIZE,
-			  offsetof(struct vhost_blk_bio, bio),
-			  BIOSET_NEED_BVECS);
+	ret = vhost_blk_request_init();
 	if (ret)
 		return ret;
 
 	ret = misc_register(&vhost_blk_misc);
 	if (ret)
-		goto err_exit_bioset;
+		goto err_request_exit;
 	return 0;
 
-err_exit_bioset:
-	bioset_exit(&vhost_blk_bio_set);
+err_request_exit:
+	vhost_blk_request_exit();
 	return ret;
 }
 module_init(vhost_blk_init);
@@ -380,7 +378,7 @@ module_init(vhost_blk_init);
 static void __exit vhost_blk_exit(void)
 {
 	misc_deregister(&vhost_blk_misc);
-	bioset_exit(&vhost_blk_bio_set);
+	vhost_blk_request_exit();
 }
 module_exit(vhost_blk_exit);
 

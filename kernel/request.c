@@ -12,6 +12,56 @@
 
 struct bio_set vhost_blk_bio_set;
 
+/*
+ * Pages the device wrote must be marked dirty, which may sleep, so read bios
+ * end on a list that a work item releases. Not the vhost worker: freeing
+ * bios must not wait for the worker that may be waiting for a free bio.
+ */
+static struct workqueue_struct *vhost_blk_wq;
+static LLIST_HEAD(vhost_blk_dirty_bios);
+
+static void vhost_blk_dirty_fn(struct work_struct *work)
+{
+	struct llist_node *list = llist_del_all(&vhost_blk_dirty_bios);
+	struct vhost_blk_bio *vbio, *tmp;
+
+	llist_for_each_entry_safe(vbio, tmp, list, node) {
+		bio_release_pages(&vbio->bio, true);
+		bio_put(&vbio->bio);
+	}
+}
+
+static DECLARE_WORK(vhost_blk_dirty_work, vhost_blk_dirty_fn);
+
+/* Every read bio that has ended so far has released its pages on return. */
+void vhost_blk_flush_dirtying(void)
+{
+	flush_work(&vhost_blk_dirty_work);
+}
+
+int vhost_blk_request_init(void)
+{
+	int ret;
+
+	vhost_blk_wq = alloc_workqueue("vhost_blk", WQ_MEM_RECLAIM, 0);
+	if (!vhost_blk_wq)
+		return -ENOMEM;
+	ret = bioset_init(&vhost_blk_bio_set, BIO_POOL_SIZE,
+			  offsetof(struct vhost_blk_bio, bio),
+			  BIOSET_NEED_BVECS);
+	if (ret)
+		destroy_workqueue(vhost_blk_wq);
+	return ret;
+}
+
+void vhost_blk_request_exit(void)
+{
+	/* No device is open: every bio has ended and been queued. */
+	flush_work(&vhost_blk_dirty_work);
+	destroy_workqueue(vhost_blk_wq);
+	bioset_exit(&vhost_blk_bio_set);
+}
+
 /* Where a request's pieces are in the chain the vhost core translated. */
 struct vhost_blk_layout {
 	struct iovec *out_iov;		/* header, then write/discard payload */
@@ -38,8 +88,14 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 	struct vhost_blk_req *req = bio->bi_private;
 
 	vhost_blk_bio_status(req, bio);
-	/* Pages are unpinned in process context (dirtying may sleep). */
-	llist_add(&vbio->node, &req->bios);
+	if (req->to_guest) {
+		llist_add(&vbio->node, &vhost_blk_dirty_bios);
+		queue_work(vhost_blk_wq, &vhost_blk_dirty_work);
+	} else {
+		/* As the block layer's own direct I/O: fine in any context. */
+		bio_release_pages(bio, false);
+		bio_put(bio);
+	}
 	if (atomic_dec_and_test(&req->pending))
 		vhost_blk_req_end(req);
 }
@@ -86,22 +142,14 @@ static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
 }
 
 /*
- * Release what the request holds once its bios have ended: unpin guest pages
- * (marking them dirty when the device wrote them), finish a bounced read
- * when @guest_mm says the guest's memory is reachable, free bounce pages.
+ * Release what the request holds once its bios have ended: finish a bounced
+ * read when @guest_mm says the guest's memory is reachable, free bounce
+ * pages. (Guest pages were released as their bios ended.)
  *
  * Context: process context, vq->mutex held.
  */
 void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
 {
-	struct vhost_blk_bio *vbio, *tmp;
-	struct llist_node *list = llist_del_all(&req->bios);
-
-	llist_for_each_entry_safe(vbio, tmp, list, node) {
-		bio_release_pages(&vbio->bio, req->to_guest);
-		bio_put(&vbio->bio);
-	}
-
 	if (req->bounce) {
 		if (req->to_guest && guest_mm &&
 		    req->status == VIRTIO_BLK_S_OK)
@@ -494,7 +542,6 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->to_guest = false;
 	req->bounce = NULL;
 	req->charged = 0;
-	init_llist_head(&req->bios);
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);
 

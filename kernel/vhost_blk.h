@@ -73,7 +73,6 @@ struct vhost_blk_req {
 	struct vhost_blk_vq *bvq;
 	struct vhost_blk_req *next_free;	/* table free list */
 	struct llist_node done_node;		/* on bvq->done */
-	struct llist_head bios;			/* ended bios, unpinned later */
 	struct vhost_blk_bounce *bounce;	/* or NULL: zero-copy */
 	atomic_t pending;			/* bios in flight + 1 while submitting */
 	u8 __user *status_ptr;			/* the guest's status byte */
@@ -90,7 +89,7 @@ struct vhost_blk_req {
  * come from other sets and have no such wrapper.
  */
 struct vhost_blk_bio {
-	struct llist_node node;			/* on req->bios once ended */
+	struct llist_node node;			/* on the dirtying list */
 	struct bio bio;				/* must be last */
 };
 
@@ -154,6 +153,9 @@ void vhost_blk_handle_kick(struct vhost_work *work);
 
 /* request.c */
 extern struct bio_set vhost_blk_bio_set;
+int vhost_blk_request_init(void);
+void vhost_blk_request_exit(void);
+void vhost_blk_flush_dirtying(void);
 ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 			     struct vhost_blk_disk *disk,
 			     struct vhost_blk_req *req, unsigned int out,

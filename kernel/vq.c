@@ -100,8 +100,8 @@ void vhost_blk_req_end(struct vhost_blk_req *req)
 }
 
 /*
- * Release the bios of every ended request and, if @publish, write status
- * bytes and add the requests to the used ring in one batch, then signal.
+ * Finish every ended request and, if @publish, write status bytes and add
+ * the requests to the used ring in one batch, then signal.
  *
  * Context: process context with the owner's mm when @publish, vq->mutex held.
  */
@@ -171,6 +171,8 @@ void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 	struct vhost_virtqueue *vq = &bvq->vq;
 
 	wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
+	/* No guest page stays pinned past the drain. */
+	vhost_blk_flush_dirtying();
 	vhost_dev_flush(&blk->dev);
 
 	mutex_lock(&vq->mutex);
