@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 	*) usage ;;
 	esac
 done
-[ -n "$OUT" ] && [ -d "$OUT" ] || usage
+{ [ -n "$OUT" ] && [ -d "$OUT" ]; } || usage
 
 say() { echo "guest-run: $*"; }
 
