@@ -81,8 +81,9 @@ struct vhost_blk_backend {
  *
  * The module takes its own exclusive claim on the device behind @fd, so the
  * caller may close @fd afterwards. The access mode follows how @fd was
- * opened: a read-only fd presents a read-only disk (VIRTIO_BLK_F_RO in the
- * config) and every write request completes with VIRTIO_BLK_S_IOERR.
+ * opened: a read-only fd presents a read-only disk (VIRTIO_BLK_F_RO in
+ * VHOST_BLK_GET_CONFIG's features) and every write, discard or write-zeroes
+ * request completes with VIRTIO_BLK_S_IOERR.
  *
  * Rings that are set up (VHOST_SET_VRING_ADDR) and below num_queues start
  * processing; a ring set up later starts at the next VHOST_BLK_SET_BACKEND.
@@ -90,11 +91,12 @@ struct vhost_blk_backend {
  * device and resumes. Detaching (@fd == -1) drains and stops every ring.
  *
  * Errors:
- * - EBADF: @fd is not an open file descriptor.
+ * - EBADF: @fd is not an open file descriptor (an O_PATH fd is not).
  * - ENOTBLK: @fd is not a block device.
  * - EBUSY: the device is claimed by someone else (mounted, another
  *   vhost-blk device, another exclusive opener).
- * - EACCES: @fd is opened neither for reading nor for writing (O_PATH).
+ * - EACCES: @fd is not open for reading (O_WRONLY).
+ * - ENOMEM: the request tables could not be allocated.
  * - EFAULT: a ring that is set up is not accessible, or no memory table
  *   was set (VHOST_SET_MEM_TABLE must come first).
  */
