@@ -255,6 +255,25 @@ TEST(backend_errnos)
 	ASSERT_EQ(ENOTBLK, errno);
 	close(file);
 
+	/* A disk open only for writing cannot be read by the guest. */
+	file = vblk_brd(0, NULL);
+	if (file >= 0) {
+		close(file);
+		file = open("/dev/ram0", O_WRONLY);
+		ASSERT_LE(0, file);
+		b.fd = file;
+		ASSERT_EQ(-1, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
+		ASSERT_EQ(EACCES, errno);
+		close(file);
+		/* An O_PATH fd is no open file for the kernel's fget(). */
+		file = open("/dev/ram0", O_PATH);
+		ASSERT_LE(0, file);
+		b.fd = file;
+		ASSERT_EQ(-1, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
+		ASSERT_EQ(EBADF, errno);
+		close(file);
+	}
+
 	/* Must-be-zero fields. */
 	b.fd = -1;
 	b.flags = 1;
