@@ -223,7 +223,9 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 	req->bounce = b;
 	b->len = len;
 	for (i = 0; i < nr; i++) {
-		b->pages[i] = alloc_page(GFP_KERNEL);
+		/* Zeroed for reads: no stale host data, whatever the device does. */
+		b->pages[i] = alloc_page(write ? GFP_KERNEL :
+					 GFP_KERNEL | __GFP_ZERO);
 		if (!b->pages[i])
 			return VIRTIO_BLK_S_IOERR;
 		b->nr_pages++;
