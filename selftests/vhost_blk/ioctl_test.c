@@ -242,35 +242,27 @@ TEST(backend_errnos)
 	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
 
 	/* A closed fd. */
-	b.fd = 1000;
-	ASSERT_EQ(-1, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
-	ASSERT_EQ(EBADF, errno);
+	ASSERT_EQ(-EBADF, vdrv_attach(&d, 1000));
 
 	/* A regular file is not a block device (files come later). */
 	file = mkstemp(tmpl);
 	ASSERT_LE(0, file);
 	unlink(tmpl);
-	b.fd = file;
-	ASSERT_EQ(-1, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
-	ASSERT_EQ(ENOTBLK, errno);
+	ASSERT_EQ(-ENOTBLK, vdrv_attach(&d, file));
 	close(file);
 
-	/* A disk open only for writing cannot be read by the guest. */
 	file = vblk_brd(0, NULL);
 	if (file >= 0) {
 		close(file);
+		/* A disk open only for writing cannot be read by the guest. */
 		file = open("/dev/ram0", O_WRONLY);
 		ASSERT_LE(0, file);
-		b.fd = file;
-		ASSERT_EQ(-1, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
-		ASSERT_EQ(EACCES, errno);
+		ASSERT_EQ(-EACCES, vdrv_attach(&d, file));
 		close(file);
 		/* An O_PATH fd is no open file for the kernel's fget(). */
 		file = open("/dev/ram0", O_PATH);
 		ASSERT_LE(0, file);
-		b.fd = file;
-		ASSERT_EQ(-1, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
-		ASSERT_EQ(EBADF, errno);
+		ASSERT_EQ(-EBADF, vdrv_attach(&d, file));
 		close(file);
 	}
 
