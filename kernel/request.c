@@ -142,15 +142,22 @@ static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
 }
 
 /*
- * Release what the request holds once its bios have ended: finish a bounced
- * read when @guest_mm says the guest's memory is reachable, free bounce
- * pages. (Guest pages were released as their bios ended.)
+ * Release what the request holds once its bios have ended: its share of the
+ * queue's budgets, a bounced read finished when @guest_mm says the guest's
+ * memory is reachable, bounce pages. (Guest pages were released as their
+ * bios ended.) The budgets are charged in vhost_blk_read_write().
  *
  * Context: process context, vq->mutex held.
  */
 void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
 {
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	bvq->inflight_bytes -= req->charged;
 	if (req->bounce) {
+		bvq->bounce_pages -= req->bounce->nr_pages;
 		if (req->to_guest && guest_mm &&
 		    req->status == VIRTIO_BLK_S_OK)
 			vhost_blk_bounce_to_guest(req);

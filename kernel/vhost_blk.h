@@ -97,7 +97,8 @@ struct vhost_blk_bio {
  * A virtqueue and the requests it has in flight.
  *
  * Locking: vq.mutex protects the request table and free list, the
- * starved flag and vq.private_data (the struct vhost_blk_disk, set and
+ * starved flag, the two budgets (@bounce_pages, @inflight_bytes) and
+ * vq.private_data (the struct vhost_blk_disk, set and
  * cleared only with vq.mutex held, as in vsock.c). @done is lock-free:
  * bios add to it from any context, only vq.mutex holders take from it.
  * @inflight counts requests whose bios have not all ended; it reaches zero

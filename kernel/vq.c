@@ -117,9 +117,6 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 
 	list = llist_reverse_order(llist_del_all(&bvq->done));
 	llist_for_each_entry_safe(req, tmp, list, done_node) {
-		if (req->bounce)
-			bvq->bounce_pages -= req->bounce->nr_pages;
-		bvq->inflight_bytes -= req->charged;
 		vhost_blk_req_finish(req, publish);
 		if (publish) {
 			if (req->status_ptr &&
