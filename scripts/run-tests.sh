@@ -48,12 +48,10 @@ for kver in "$@"; do
 	out=$b/results
 	rm -rf "$out"
 	t0=$(now)
+	# Every test selftests/vhost_blk/Makefile built, then the L2 boot.
 	selftests/vm/vmrun.sh --kver "$kver" --out "$out" \
 		--module "$b/kernel/vhost_blk.ko" -- \
-		"$b"/selftests/vhost_blk/ioctl_test \
-		"$b"/selftests/vhost_blk/io_test \
-		"$b"/selftests/vhost_blk/hostile_test \
-		"$b"/selftests/vhost_blk/stress_test \
+		"$b"/selftests/vhost_blk/*_test \
 		"$top"/selftests/vm/l2-guest-boot.sh
 	rc=$?
 	echo "[$kver] VM run took $(($(now) - t0))s"

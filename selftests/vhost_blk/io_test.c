@@ -439,12 +439,9 @@ static void backend_roundtrip(struct __test_metadata *_metadata,
 			      const char *path)
 {
 	struct vdrv d;
-	int fd = open(path, O_RDWR);
+	int fd = vdrv_open_on(&d, path, O_RDWR, MEM_SIZE, 1, 128);
 
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
-	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
-	ASSERT_EQ(0, vdrv_attach(&d, fd));
 	roundtrip(_metadata, &d, &d.q[0], fd, 0, 4096, 1, false);
 	roundtrip(_metadata, &d, &d.q[0], fd, 1234, 65536, 5, true);
 	vdrv_close(&d);
@@ -476,11 +473,8 @@ TEST(logical_block_4k)
 	if (ret)
 		SKIP(return, "cannot create a 4K null_blk via configfs: %s",
 		     strerror(-ret));
-	fd = open(path, O_RDWR);
+	fd = vdrv_open_on(&d, path, O_RDWR, MEM_SIZE, 1, 128);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
-	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
-	ASSERT_EQ(0, vdrv_attach(&d, fd));
 	ASSERT_EQ(0, ioctl(d.fd, VHOST_BLK_GET_CONFIG, &c));
 	ASSERT_EQ(4096, cfg->blk_size);
 	ASSERT_EQ(64ULL << 11, cfg->capacity);
@@ -541,11 +535,8 @@ TEST(flush_reaches_device)
 	if (ret)
 		SKIP(return, "cannot create a cached null_blk: %s",
 		     strerror(-ret));
-	fd = open(path, O_RDWR);
+	fd = vdrv_open_on(&d, path, O_RDWR, 1 << 20, 1, 64);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, vdrv_open(&d, 1 << 20));
-	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
-	ASSERT_EQ(0, vdrv_attach(&d, fd));
 
 	before = flushes_completed("vblk_nbc");
 	ASSERT_NE(~0UL, before);

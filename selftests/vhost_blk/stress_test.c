@@ -80,9 +80,9 @@ static int start_device(struct __test_metadata *_metadata, struct vdrv *d,
 
 	if (bdev < 0)
 		SKIP(return -1, "no brd ram disk");
-	ASSERT_EQ(0, vdrv_open(d, MEM_SIZE));
-	ASSERT_EQ(0, vdrv_setup(d, nq, num, VHOST_BLK_FEATURES));
-	ASSERT_EQ(0, vdrv_attach(d, bdev));
+	close(bdev);
+	bdev = vdrv_open_on(d, "/dev/ram0", O_RDWR, MEM_SIZE, nq, num);
+	ASSERT_LE(0, bdev);
 	return bdev;
 }
 

@@ -28,28 +28,10 @@ struct vdrv_ring_state {
 
 #define VDRV_MAX_INDIRECT	512
 
-static struct vdrv_ring_state *vdrv_state(struct vdrv_queue *q)
-{
-	static struct vdrv_ring_state *states[64];
-	static struct vdrv_queue *owners[64];
-	unsigned int i;
-
-	for (i = 0; i < 64; i++)
-		if (owners[i] == q)
-			return states[i];
-	for (i = 0; i < 64; i++) {
-		if (!owners[i]) {
-			owners[i] = q;
-			states[i] = calloc(1, sizeof(*states[i]));
-			return states[i];
-		}
-	}
-	abort();
-}
-
+/* Every descriptor free again; indirect tables stay for reuse. */
 static void vdrv_state_reset(struct vdrv_queue *q)
 {
-	struct vdrv_ring_state *s = vdrv_state(q);
+	struct vdrv_ring_state *s = q->state;
 	unsigned int i;
 
 	s->nfree = 0;
@@ -112,10 +94,11 @@ int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num)
 	q->used = vdrv_alloc(d, 6 + 8 * num, 4096);
 	q->avail_idx = 0;
 	q->last_used = 0;
-	q->outstanding = 0;
+	if (!q->state)
+		q->state = calloc(1, sizeof(*q->state));
+	if (!q->state)
+		return -ENOMEM;
 	vdrv_state_reset(q);
-	/* Tables of an earlier device are gone with its memory. */
-	memset(vdrv_state(q)->indirect, 0, sizeof(vdrv_state(q)->indirect));
 
 	if (ioctl(d->fd, VHOST_SET_VRING_NUM, &st))
 		return -errno;
@@ -159,7 +142,6 @@ int vdrv_reset_queue(struct vdrv *d, unsigned int i)
 	memset(q->used, 0, 6 + 8 * q->num);
 	q->avail_idx = 0;
 	q->last_used = 0;
-	q->outstanding = 0;
 	vdrv_state_reset(q);
 	return ioctl(d->fd, VHOST_SET_VRING_BASE, &st) ? -errno : 0;
 }
@@ -210,6 +192,30 @@ int vdrv_attach(struct vdrv *d, int bdev_fd)
 	return ioctl(d->fd, VHOST_BLK_SET_BACKEND, &b) ? -errno : 0;
 }
 
+int vdrv_open_on(struct vdrv *d, const char *disk, int flags,
+		 size_t mem_size, unsigned int nq, unsigned int num)
+{
+	int fd, ret;
+
+	fd = open(disk, flags | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = vdrv_open(d, mem_size);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	ret = vdrv_setup(d, nq, num, VHOST_BLK_FEATURES);
+	if (!ret)
+		ret = vdrv_attach(d, fd);
+	if (ret) {
+		vdrv_close(d);
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 void vdrv_close(struct vdrv *d)
 {
 	unsigned int i;
@@ -222,25 +228,25 @@ void vdrv_close(struct vdrv *d)
 			close(d->q[i].call);
 			close(d->q[i].err);
 		}
+		free(d->q[i].state);
+		d->q[i].state = NULL;
 	}
 	munmap(d->mem, d->mem_size);
 	d->fd = -1;
 }
 
-static void vdrv_publish(struct vdrv *d, struct vdrv_queue *q, uint16_t head)
+static void vdrv_publish(struct vdrv_queue *q, uint16_t head)
 {
-	(void)d;
 	q->avail->ring[q->avail_idx % q->num] = head;
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	q->avail_idx++;
 	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
-	q->outstanding++;
 }
 
 int vdrv_add(struct vdrv *d, struct vdrv_queue *q, const struct vseg *segs,
 	     unsigned int n, bool indirect)
 {
-	struct vdrv_ring_state *s = vdrv_state(q);
+	struct vdrv_ring_state *s = q->state;
 	unsigned int need = indirect ? 1 : n, i;
 	uint16_t idx[VDRV_MAX_INDIRECT] = { 0 };
 	struct vring_desc *table;
@@ -278,7 +284,7 @@ int vdrv_add(struct vdrv *d, struct vdrv_queue *q, const struct vseg *segs,
 		}
 	}
 	s->chain_len[idx[0]] = need;
-	vdrv_publish(d, q, idx[0]);
+	vdrv_publish(q, idx[0]);
 	return idx[0];
 }
 
@@ -293,7 +299,7 @@ void vdrv_kick(struct vdrv_queue *q)
 
 static void vdrv_free_chain(struct vdrv_queue *q, uint16_t head)
 {
-	struct vdrv_ring_state *s = vdrv_state(q);
+	struct vdrv_ring_state *s = q->state;
 	unsigned int n = s->chain_len[head], i;
 	uint16_t idx = head;
 
@@ -320,7 +326,6 @@ int vdrv_get_used(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
 			*head = e->id;
 			*len = e->len;
 			q->last_used++;
-			q->outstanding--;
 			if (d->features & (1ULL << VIRTIO_RING_F_EVENT_IDX))
 				__atomic_store_n(&q->avail->ring[q->num],
 						 q->last_used, __ATOMIC_RELEASE);

@@ -17,6 +17,8 @@
 /* Guest physical base of the test's memory: deliberately not its address. */
 #define VDRV_GPA_BASE	0x40000000ULL
 
+struct vdrv_ring_state;
+
 struct vdrv_queue {
 	unsigned int index;
 	unsigned int num;
@@ -26,8 +28,7 @@ struct vdrv_queue {
 	int kick, call, err;
 	uint16_t avail_idx;		/* next avail ring slot we fill */
 	uint16_t last_used;		/* used entries consumed so far */
-	uint16_t next_desc;		/* descriptors handed out round robin */
-	unsigned int outstanding;
+	struct vdrv_ring_state *state;	/* the driver's descriptor bookkeeping */
 };
 
 struct vdrv {
@@ -52,6 +53,13 @@ int vdrv_setup(struct vdrv *d, unsigned int nq, unsigned int num,
 	       uint64_t features);
 int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num);
 int vdrv_reset_queue(struct vdrv *d, unsigned int i);
+/*
+ * Open @disk with @flags and a device of @nq queues of @num entries and
+ * @mem_size bytes of guest memory attached to it. Returns the disk's fd,
+ * or -errno with nothing left open.
+ */
+int vdrv_open_on(struct vdrv *d, const char *disk, int flags,
+		 size_t mem_size, unsigned int nq, unsigned int num);
 int vdrv_attach(struct vdrv *d, int bdev_fd);
 void vdrv_close(struct vdrv *d);
 
