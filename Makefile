@@ -3,6 +3,7 @@
 # vhost-blk top-level build.
 #
 #   make                     module, selftests and tools for every target kernel
+#   make tools               vhostblkctl only (build/tools/vhostblkctl)
 #   make KVER=<release>      only for one installed kernel
 #   make check               the test suite in a VM on every target kernel
 #   make soak                the long lane: big seeded soak and fuzzer
@@ -26,17 +27,25 @@ LINUX_SOURCE ?=
 
 CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
 
-.PHONY: all module selftests check soak run checkpatch sparse w1 clean help
-all: module selftests
+.PHONY: all module selftests tools check soak run checkpatch sparse w1 clean help
+all: module selftests tools
 
 help:
-	@sed -n '3,13p' $(TOP)/Makefile
+	@sed -n '3,14p' $(TOP)/Makefile
 
 module selftests: | $(BUILD)
 	@test -n "$(KVERS)" || { echo "no target kernel found: run scripts/deps.sh"; exit 1; }
 	@set -e; for k in $(KVERS); do $(MAKE) -s --no-print-directory -f $(TOP)/mk/kernel.mk \
 		TOP=$(TOP) KVER=$$k LINUX_SOURCE=$(LINUX_SOURCE) \
 		CFLAGS_USER="$(CFLAGS_USER)" $@; done
+
+# Userspace tools are built once, for the host: they talk to every kernel
+# through the project's uapi.
+tools: | $(BUILD)
+	@echo "  TOOLS"
+	@$(MAKE) -s --no-print-directory -C $(TOP)/tools/vhostblkctl \
+		OUTPUT=$(BUILD)/tools UAPI_INCLUDES="-I$(TOP)/include/uapi" \
+		CFLAGS_USER="$(CFLAGS_USER)"
 
 check: all
 	@$(TOP)/scripts/run-tests.sh $(KVERS)

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vhostblkctl: shared declarations of the tool's files.
+ *
+ *   main.c        global options, OBJECT COMMAND dispatch, help
+ *   serve*.c      `serve`: vhost-user-blk backend for QEMU on /dev/vhost-blk
+ *   vu_*.c        the vhost-user protocol: message parsing and validation
+ *   qemu_args.c   `qemu-args`: the QEMU options that match a daemon
+ *   nl*.c         `dev show`, `stats`: the vhost-blk generic netlink family
+ *   json.c        JSON output for -j
+ */
+#ifndef VHOSTBLKCTL_H
+#define VHOSTBLKCTL_H
+
+#include <stdbool.h>
+
+/* Options before OBJECT, shared by every command. */
+struct vbc_opts {
+	bool json;		/* -j: JSON output */
+	bool pretty;		/* -p: indented JSON */
+};
+
+/*
+ * One OBJECT of the command line. @run gets argv starting after OBJECT and
+ * returns the process exit status.
+ */
+struct vbc_cmd {
+	const char *name;
+	const char *summary;	/* one line for the usage text */
+	int (*run)(const struct vbc_opts *opts, int argc, char **argv);
+};
+
+extern const char *vbc_progname;
+
+#endif /* VHOSTBLKCTL_H */
