@@ -24,6 +24,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 die() { echo "kernel-prep: $kver: $*" >&2; exit 1; }
 
+# `make -j` prepares the same kernel for the module and the selftests at
+# once: one preparation at a time per kernel, the second finds it done.
+mkdir -p "$top/build"
+exec 8>"$top/build/.prep-$kver.lock"
+flock 8
+
 kbuild=/lib/modules/$kver/build
 [ -d "$kbuild" ] || die "no kbuild at $kbuild: install linux-headers-$kver (apt-get install linux-headers-$kver)"
 
