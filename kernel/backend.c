@@ -95,6 +95,55 @@ void vhost_blk_stop(struct vhost_blk *blk)
 		vhost_blk_stop_vq(blk, &blk->vqs[i]);
 }
 
+/*
+ * Hold every queue still until vhost_blk_resume(), backends attached: nothing
+ * is fetched, and every request already fetched has been completed. Requests
+ * keep guest addresses as host virtual addresses translated through the
+ * memory table they were fetched under (the status byte, a bounced read's
+ * buffer), so a new table must not take effect while any is in flight: the
+ * VMM may already have unmapped the old region and put something else there.
+ * Stop every queue first, then drain: no queue fetches while another drains.
+ *
+ * Context: dev.mutex held.
+ */
+void vhost_blk_pause(struct vhost_blk *blk)
+{
+	int i;
+
+	lockdep_assert_held(&blk->dev.mutex);
+
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		struct vhost_virtqueue *vq = &blk->vqs[i].vq;
+
+		mutex_lock(&vq->mutex);
+		blk->vqs[i].paused = true;
+		mutex_unlock(&vq->mutex);
+	}
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		vhost_blk_vq_drain(blk, &blk->vqs[i]);
+}
+
+/* Let paused queues fetch again. Context: dev.mutex held. */
+void vhost_blk_resume(struct vhost_blk *blk)
+{
+	int i;
+
+	lockdep_assert_held(&blk->dev.mutex);
+
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		struct vhost_virtqueue *vq = &blk->vqs[i].vq;
+		bool running;
+
+		mutex_lock(&vq->mutex);
+		blk->vqs[i].paused = false;
+		running = vhost_vq_get_backend(vq);
+		mutex_unlock(&vq->mutex);
+		/* Kicks that came while paused were dropped. */
+		if (running)
+			vhost_poll_queue(&vq->poll);
+	}
+}
+
 /* Stop all queues and drop the backend. Context: dev.mutex held. */
 void vhost_blk_detach(struct vhost_blk *blk)
 {

@@ -235,6 +235,32 @@ int vhost_blk_check_mem_table(const struct vhost_memory __user *m)
 }
 
 /*
+ * The vhost core swaps the table without waiting for requests in flight,
+ * which hold addresses translated through the old one: hold the queues still
+ * around the swap (see vhost_blk_pause()). Tables change rarely (memory
+ * hotplug), so the drain costs nothing in the data path.
+ */
+static long vhost_blk_ioctl_set_mem_table(struct vhost_blk *blk,
+					  void __user *argp)
+{
+	long ret;
+
+	ret = vhost_blk_check_mem_table(argp);
+	if (ret)
+		return ret;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (!ret) {
+		vhost_blk_pause(blk);
+		ret = vhost_dev_ioctl(&blk->dev, VHOST_SET_MEM_TABLE, argp);
+		vhost_blk_resume(blk);
+	}
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
+}
+
+/*
  * The vhost core's VHOST_GET_VRING_BASE only reads last_avail_idx. Requests
  * fetched but not completed would be lost to a VMM that restarts the ring
  * from that index, so stop and drain the ring first (vhost-user semantics).
@@ -325,10 +351,7 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		return ret;
 #endif
 	case VHOST_SET_MEM_TABLE:
-		ret = vhost_blk_check_mem_table(argp);
-		if (ret)
-			return ret;
-		fallthrough;
+		return vhost_blk_ioctl_set_mem_table(blk, argp);
 	default:
 		mutex_lock(&blk->dev.mutex);
 		ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);

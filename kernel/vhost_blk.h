@@ -97,7 +97,7 @@ struct vhost_blk_bio {
  * A virtqueue and the requests it has in flight.
  *
  * Locking: vq.mutex protects the request table and free list, the
- * starved flag, the two budgets (@bounce_pages, @inflight_bytes) and
+ * starved and paused flags, the two budgets (@bounce_pages, @inflight_bytes) and
  * vq.private_data (the struct vhost_blk_disk, set and
  * cleared only with vq.mutex held, as in vsock.c). @done is lock-free:
  * bios add to it from any context, only vq.mutex holders take from it.
@@ -111,6 +111,7 @@ struct vhost_blk_vq {
 	unsigned int nr_reqs;
 	struct vhost_blk_req *free_reqs;
 	bool starved;				/* waiting for completions */
+	bool paused;				/* held still: memory table changing */
 	unsigned int bounce_pages;		/* in use by requests */
 	size_t inflight_bytes;			/* data of requests in flight */
 	struct llist_head done;
@@ -141,6 +142,8 @@ long vhost_blk_set_backend(struct vhost_blk *blk, int fd);
 void vhost_blk_stop(struct vhost_blk *blk);
 void vhost_blk_stop_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq);
 void vhost_blk_detach(struct vhost_blk *blk);
+void vhost_blk_pause(struct vhost_blk *blk);
+void vhost_blk_resume(struct vhost_blk *blk);
 size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 			     u64 *features);
 unsigned int vhost_blk_write_zeroes_max(struct block_device *bdev);

@@ -161,7 +161,8 @@ static void vhost_blk_complete_work(struct vhost_work *work)
  * runs in the owner's address space (an ioctl), else just release them: the
  * owner's memory is going away (close at exit).
  *
- * Context: process context, dev.mutex held, the queue's backend cleared.
+ * Context: process context, dev.mutex held, the queue's backend cleared or
+ * the queue paused.
  */
 void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 {
@@ -191,7 +192,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 
 	mutex_lock(&vq->mutex);
 	disk = vhost_vq_get_backend(vq);
-	if (!disk)
+	if (!disk || bvq->paused)
 		goto out;
 	if (!vq_meta_prefetch(vq))
 		goto out;

@@ -31,6 +31,19 @@
  *   extra bytes are not zero, or ``size`` is larger than a page.
  */
 
+/**
+ * DOC: Generic vhost ioctls
+ *
+ * Where vhost-blk differs from the vhost core:
+ *
+ * - VHOST_SET_MEM_TABLE holds every queue still and completes every request
+ *   in flight before the new table takes effect, then lets the queues run
+ *   again: requests keep guest buffers as addresses translated through the
+ *   table they were fetched under. It returns once the old table is no
+ *   longer used, so the VMM may then unmap a removed region. On a slow
+ *   device this takes as long as the requests in flight do.
+ */
+
 /* Feature bits offered by VHOST_GET_FEATURES; all of them are implemented. */
 #define VHOST_BLK_FEATURES                        \
 	((1ULL << VIRTIO_F_VERSION_1) |           \
