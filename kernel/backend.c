@@ -66,6 +66,14 @@ static void vhost_blk_disk_close(struct vhost_blk_disk *disk)
 	kfree(disk);
 }
 
+/* No request is fetched from @bvq once this returns. */
+static void vhost_blk_vq_clear_backend(struct vhost_blk_vq *bvq)
+{
+	mutex_lock(&bvq->vq.mutex);
+	vhost_vq_set_backend(&bvq->vq, NULL);
+	mutex_unlock(&bvq->vq.mutex);
+}
+
 /*
  * Stop one queue: no new requests are fetched once this returns, and every
  * request already fetched has been completed to the guest (or, when the
@@ -75,24 +83,30 @@ static void vhost_blk_disk_close(struct vhost_blk_disk *disk)
  */
 void vhost_blk_stop_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 {
-	struct vhost_virtqueue *vq = &bvq->vq;
-
 	lockdep_assert_held(&blk->dev.mutex);
 
-	mutex_lock(&vq->mutex);
-	vhost_vq_set_backend(vq, NULL);
-	mutex_unlock(&vq->mutex);
-
+	vhost_blk_vq_clear_backend(bvq);
 	vhost_blk_vq_drain(blk, bvq);
 }
 
-/* Context: dev.mutex held. */
+/*
+ * Stop every queue in two passes, as vhost-net and vsock do: first no queue
+ * fetches anything new, then the requests in flight drain. Stopping and
+ * draining queue by queue would let the queues not yet stopped keep adding
+ * work while the first one waits.
+ *
+ * Context: dev.mutex held.
+ */
 void vhost_blk_stop(struct vhost_blk *blk)
 {
 	int i;
 
+	lockdep_assert_held(&blk->dev.mutex);
+
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		vhost_blk_stop_vq(blk, &blk->vqs[i]);
+		vhost_blk_vq_clear_backend(&blk->vqs[i]);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		vhost_blk_vq_drain(blk, &blk->vqs[i]);
 }
 
 /*

@@ -311,6 +311,23 @@ static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector,
 	return sector <= capacity && nr <= capacity - sector;
 }
 
+/*
+ * Charge @len bytes to the queue's in-flight budget, or -EAGAIN when they do
+ * not fit beside what is in flight (a request alone always fits). Released
+ * in vhost_blk_req_finish().
+ */
+static int vhost_blk_charge(struct vhost_blk_req *req, size_t len)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	if (bvq->inflight_bytes &&
+	    bvq->inflight_bytes + len > VHOST_BLK_INFLIGHT_BYTES)
+		return -EAGAIN;
+	bvq->inflight_bytes += len;
+	req->charged = len;
+	return 0;
+}
+
 static int vhost_blk_read_write(struct vhost_blk_req *req,
 				struct vhost_blk_disk *disk,
 				struct vhost_blk_layout *l,
@@ -357,12 +374,9 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
 			return -EAGAIN;
 	}
-	if (bvq->inflight_bytes &&
-	    bvq->inflight_bytes + len > VHOST_BLK_INFLIGHT_BYTES)
+	if (vhost_blk_charge(req, len))
 		return -EAGAIN;
 	/* Nothing returns -EAGAIN from here on. */
-	bvq->inflight_bytes += len;
-	req->charged = len;
 
 	if (!write) {
 		req->to_guest = true;
@@ -405,10 +419,17 @@ static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
 	return VIRTIO_BLK_S_OK;
 }
 
-/* DISCARD and WRITE_ZEROES, with QEMU's answers to odd requests. */
-static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
-					 struct vhost_blk_disk *disk,
-					 struct iov_iter *out, u32 type)
+/*
+ * DISCARD and WRITE_ZEROES, with QEMU's answers to odd requests. Both are
+ * charged to the weight and the in-flight budget by the bytes they cover:
+ * write zeroes may become that many bytes of zero-page writes, and a discard
+ * can keep a device as busy as a write. A request covers at most the budget
+ * (VHOST_BLK_INFLIGHT_BYTES); one alone always runs.
+ */
+static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
+					  struct vhost_blk_disk *disk,
+					  struct iov_iter *out, u32 type,
+					  size_t *bytes)
 {
 	struct block_device *bdev = disk->bdev;
 	struct virtio_blk_discard_write_zeroes seg;
@@ -444,6 +465,9 @@ static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 		return VIRTIO_BLK_S_IOERR;
 	if (!nr)
 		return VIRTIO_BLK_S_OK;
+	*bytes = min_t(u64, (u64)nr << SECTOR_SHIFT, VHOST_BLK_INFLIGHT_BYTES);
+	if (vhost_blk_charge(req, *bytes))
+		return -EAGAIN;
 
 	if (zeroes)
 		ret = __blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL, &bio,
@@ -522,7 +546,8 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 		return vhost_blk_get_id(blk, req, l);
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		return vhost_blk_discard_write_zeroes(req, disk, &out, type);
+		return vhost_blk_discard_write_zeroes(req, disk, &out, type,
+						      bytes);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
 	}

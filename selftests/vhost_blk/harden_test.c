@@ -199,4 +199,96 @@ TEST(mem_table_change_drains_bounced_read)
 }
 
 
+/* --- 2: detach under a backlog of write-zeroes is bounded --- */
+
+#define WZ_QUEUES	4
+#define WZ_PER_QUEUE	16
+#define WZ_SECTORS	((32U << 20) >> 9)
+#define DETACH_BOUND_S	20.0
+
+static int detach(struct vdrv *d)
+{
+	return vdrv_attach(d, -1);
+}
+
+static int wz_start(struct vdrv *d, struct vdrv_queue *q, uint64_t sector,
+		    uint32_t nr, uint8_t **status)
+{
+	struct virtio_blk_outhdr *hdr = vdrv_alloc(d, sizeof(*hdr), 16);
+	struct virtio_blk_discard_write_zeroes *seg =
+		vdrv_alloc(d, sizeof(*seg), 16);
+	struct vseg segs[3];
+
+	hdr->type = VIRTIO_BLK_T_WRITE_ZEROES;
+	hdr->sector = 0;
+	seg->sector = sector;
+	seg->num_sectors = nr;
+	seg->flags = 0;
+	*status = vdrv_alloc(d, 1, 1);
+	**status = 0xff;
+	segs[0] = (struct vseg){ hdr, sizeof(*hdr), false };
+	segs[1] = (struct vseg){ seg, sizeof(*seg), false };
+	segs[2] = (struct vseg){ *status, 1, true };
+	return vdrv_add(d, q, segs, 3, false);
+}
+
+/* A fixture only for its timeout: the unfixed module took minutes. */
+FIXTURE(slow) {
+	int unused;
+};
+
+FIXTURE_SETUP(slow)
+{
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+}
+
+TEST_F_TIMEOUT(slow, detach_bounded_under_write_zeroes, 200)
+{
+	/* 50 MB/s, not memory backed: zeroes cost time, not memory. */
+	static const char *const attrs[] = {
+		"size", "4096", "blocksize", "512", "memory_backed", "0",
+		"mbps", "50", NULL };
+	uint8_t *status[WZ_QUEUES][WZ_PER_QUEUE];
+	unsigned int i, j, done = 0;
+	char path[64];
+	struct vdrv d;
+	double t0, took;
+	int bdev, ret;
+
+	ret = nullb_create("vbh_thr", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no throttled null_blk (mbps=50): %s",
+		     strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, WZ_QUEUES, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+
+	for (i = 0; i < WZ_QUEUES; i++) {
+		for (j = 0; j < WZ_PER_QUEUE; j++)
+			ASSERT_LE(0, wz_start(&d, &d.q[i], j * WZ_SECTORS,
+					      WZ_SECTORS, &status[i][j]));
+		vdrv_kick(&d.q[i]);
+	}
+	usleep(500 * 1000);
+
+	t0 = now_s();
+	ASSERT_EQ(0, detach(&d));
+	took = now_s() - t0;
+	for (i = 0; i < WZ_QUEUES; i++)
+		for (j = 0; j < WZ_PER_QUEUE; j++)
+			done += *status[i][j] == VIRTIO_BLK_S_OK;
+	TH_LOG("detach with %u x 32 MiB write-zeroes queued took %.1f s (%u completed)",
+	       WZ_QUEUES * WZ_PER_QUEUE, took, done);
+	ASSERT_GT(DETACH_BOUND_S, took);
+
+	vdrv_close(&d);
+	close(bdev);
+	nullb_remove("vbh_thr");
+}
+
 TEST_HARNESS_MAIN
