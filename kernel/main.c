@@ -73,14 +73,26 @@ static int vhost_blk_release(struct inode *inode, struct file *f)
 	return 0;
 }
 
+/*
+ * Features are the owner's to set, and only while no backend is attached:
+ * the kick and completion paths read acked_features (EVENT_IDX, endianness)
+ * without expecting them to change under a running ring.
+ */
 static int vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 {
-	int i;
+	int i, ret;
 
 	if (features & ~VHOST_BLK_FEATURES)
 		return -EOPNOTSUPP;
 
 	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
+	ret = -EBUSY;
+	if (blk->disk)
+		goto out;
+	ret = 0;
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 		struct vhost_virtqueue *vq = &blk->vqs[i].vq;
 
@@ -88,8 +100,9 @@ static int vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 		vq->acked_features = features;
 		mutex_unlock(&vq->mutex);
 	}
+out:
 	mutex_unlock(&blk->dev.mutex);
-	return 0;
+	return ret;
 }
 
 /*

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -289,6 +290,43 @@ TEST_F_TIMEOUT(slow, detach_bounded_under_write_zeroes, 200)
 	vdrv_close(&d);
 	close(bdev);
 	nullb_remove("vbh_thr");
+}
+
+/* --- 6: VHOST_SET_FEATURES: owner only, not while attached --- */
+
+TEST(set_features_owner_and_busy)
+{
+	uint64_t f = VHOST_BLK_FEATURES;
+	struct vdrv d;
+	size_t bytes;
+	int bdev, status;
+	pid_t pid;
+
+	bdev = vblk_brd(0, &bytes);
+	if (bdev < 0)
+		SKIP(return, "no brd ram disk: %s", strerror(-bdev));
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, f));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		if (!ioctl(d.fd, VHOST_SET_FEATURES, &f))
+			_exit(1);
+		_exit(errno == EPERM ? 0 : 2);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("child's SET_FEATURES: not EPERM (%d)",
+						 WEXITSTATUS(status));
+
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	f &= ~(1ULL << VIRTIO_RING_F_EVENT_IDX);
+	EXPECT_EQ(-1, ioctl(d.fd, VHOST_SET_FEATURES, &f));
+	EXPECT_EQ(EBUSY, errno);
+	ASSERT_EQ(0, detach(&d));
+	EXPECT_EQ(0, ioctl(d.fd, VHOST_SET_FEATURES, &f));
+	vdrv_close(&d);
+	close(bdev);
 }
 
 TEST_HARNESS_MAIN

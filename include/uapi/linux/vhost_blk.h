@@ -42,6 +42,10 @@
  *   table they were fetched under. It returns once the old table is no
  *   longer used, so the VMM may then unmap a removed region. On a slow
  *   device this takes as long as the requests in flight do.
+ * - VHOST_SET_FEATURES fails with EPERM for a caller that is not the owner,
+ *   EBUSY while a backend is attached (features cannot change under running
+ *   rings: set them before VHOST_BLK_SET_BACKEND, or detach first) and
+ *   EOPNOTSUPP for bits outside VHOST_BLK_FEATURES.
  */
 
 /* Feature bits offered by VHOST_GET_FEATURES; all of them are implemented. */
