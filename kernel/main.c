@@ -365,7 +365,20 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 #endif
 	case VHOST_SET_MEM_TABLE:
 		return vhost_blk_ioctl_set_mem_table(blk, argp);
-	default:
+	case VHOST_SET_OWNER:
+	case VHOST_SET_LOG_BASE:
+	case VHOST_SET_LOG_FD:
+	case VHOST_SET_VRING_NUM:
+	case VHOST_SET_VRING_ADDR:
+	case VHOST_SET_VRING_BASE:
+	case VHOST_SET_VRING_KICK:
+	case VHOST_SET_VRING_CALL:
+	case VHOST_SET_VRING_ERR:
+	case VHOST_SET_VRING_ENDIAN:
+	case VHOST_GET_VRING_ENDIAN:
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
+		/* The core checks the owner in vhost_dev_ioctl(). */
 		mutex_lock(&blk->dev.mutex);
 		ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);
 		if (ret == -ENOIOCTLCMD)
@@ -374,6 +387,13 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 			vhost_dev_flush(&blk->dev);
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
+	default:
+		/*
+		 * Not the core's dispatch: its vring ioctls read a ring index
+		 * from any command first and answer ENOBUFS or EFAULT for
+		 * commands they do not know. A VMM probes with ENOTTY.
+		 */
+		return -ENOTTY;
 	}
 }
 

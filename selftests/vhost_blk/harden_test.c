@@ -329,4 +329,37 @@ TEST(set_features_owner_and_busy)
 	close(bdev);
 }
 
+/* --- 14: ENOTTY for every command the device does not implement --- */
+
+TEST(unknown_ioctl_enotty)
+{
+	static const unsigned long cmds[] = {
+		_IOW(VHOST_VIRTIO, 0x5f, unsigned int),
+		_IOWR(VHOST_VIRTIO, 0x2f, struct vhost_vring_state),
+		_IO(VHOST_VIRTIO, 0x7f),
+		_IOW('x', 1, int),
+	};
+	struct vhost_vring_state s;
+	unsigned int i, j;
+	int fd;
+
+	fd = open("/dev/vhost-blk", O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, VHOST_SET_OWNER));
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		for (j = 0; j < 3; j++) {
+			void *arg = j == 2 ? NULL : &s;
+
+			s.index = j ? 1000 : 0;
+			s.num = 0;
+			errno = 0;
+			EXPECT_EQ(-1, ioctl(fd, cmds[i], arg));
+			EXPECT_EQ(ENOTTY, errno)
+				TH_LOG("cmd %#lx arg %u: %s", cmds[i], j,
+				       strerror(errno));
+		}
+	}
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

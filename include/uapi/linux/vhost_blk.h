@@ -29,6 +29,9 @@
  *   ``flags`` has unknown bits, or a ``__reserved`` field is not zero.
  * - E2BIG: ``size`` is larger than the structure this module knows and the
  *   extra bytes are not zero, or ``size`` is larger than a page.
+ *
+ * A command the device does not implement fails with ENOTTY whatever its
+ * argument, so a VMM can probe for one.
  */
 
 /**
