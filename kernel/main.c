@@ -217,34 +217,70 @@ out:
 	return ret;
 }
 
+static bool vhost_blk_ranges_overlap(u64 a, u64 b, u64 size_a, u64 size_b)
+{
+	return a <= b + size_b - 1 && b <= a + size_a - 1;
+}
+
+/* -EINVAL if region @i overlaps an earlier one in either address space. */
+static int vhost_blk_region_overlaps(const struct vhost_memory_region *r,
+				     u32 i)
+{
+	u32 j;
+
+	for (j = 0; j < i; j++) {
+		if (vhost_blk_ranges_overlap(r[i].guest_phys_addr,
+					     r[j].guest_phys_addr,
+					     r[i].memory_size,
+					     r[j].memory_size) ||
+		    vhost_blk_ranges_overlap(r[i].userspace_addr,
+					     r[j].userspace_addr,
+					     r[i].memory_size,
+					     r[j].memory_size))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * The vhost core checks region addresses only for rings that are running,
  * so a table naming kernel addresses or wrapping around would be accepted
  * while the device is idle. Refuse it up front (the data path stays safe
  * regardless: every access to guest memory goes through uaccess or GUP).
  * Headers the core rejects itself (padding, too many regions) pass through.
+ * Overlapping regions, which the core does not check either, are refused
+ * with EINVAL: one guest address must translate to one host address and
+ * back.
  */
 int vhost_blk_check_mem_table(const struct vhost_memory __user *m)
 {
-	struct vhost_memory_region r;
+	struct vhost_memory_region *r;
 	struct vhost_memory mem;
 	u32 i;
+	int ret;
 
 	if (copy_from_user(&mem, m, sizeof(mem)))
 		return -EFAULT;
 	if (mem.padding || mem.nregions > VHOST_BLK_MEM_REGIONS_MAX)
 		return 0;
-	for (i = 0; i < mem.nregions; i++) {
-		if (copy_from_user(&r, &m->regions[i], sizeof(r)))
-			return -EFAULT;
-		if (!r.memory_size ||
-		    r.guest_phys_addr + r.memory_size - 1 < r.guest_phys_addr ||
-		    r.userspace_addr + r.memory_size - 1 < r.userspace_addr ||
-		    !access_ok((void __user *)(uintptr_t)r.userspace_addr,
-			       r.memory_size))
-			return -EFAULT;
+	r = memdup_array_user(m->regions, mem.nregions, sizeof(*r));
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+	ret = 0;
+	for (i = 0; i < mem.nregions && !ret; i++) {
+		if (!r[i].memory_size ||
+		    r[i].guest_phys_addr + r[i].memory_size - 1 <
+		    r[i].guest_phys_addr ||
+		    r[i].userspace_addr + r[i].memory_size - 1 <
+		    r[i].userspace_addr ||
+		    !access_ok((void __user *)(uintptr_t)r[i].userspace_addr,
+			       r[i].memory_size))
+			ret = -EFAULT;
 	}
-	return 0;
+	for (i = 0; i < mem.nregions && !ret; i++)
+		ret = vhost_blk_region_overlaps(r, i);
+	kfree(r);
+	return ret;
 }
 
 /*

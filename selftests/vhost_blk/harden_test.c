@@ -362,4 +362,38 @@ TEST(unknown_ioctl_enotty)
 	close(fd);
 }
 
+/* --- 13: overlapping memory-table regions --- */
+
+TEST(mem_table_overlap_einval)
+{
+	uint64_t gpa[2], size[2];
+	void *ua[2];
+	uint8_t *mem;
+	int fd;
+
+	fd = open("/dev/vhost-blk", O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, VHOST_SET_OWNER));
+	mem = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+
+	/* Adjacent in both spaces: fine. */
+	gpa[0] = 0; size[0] = 2 << 20; ua[0] = mem;
+	gpa[1] = 2 << 20; size[1] = 2 << 20; ua[1] = mem + (2 << 20);
+	EXPECT_EQ(0, set_mem_table(fd, 2, gpa, size, ua));
+	/* Guest-physical ranges overlap by a page. */
+	gpa[1] = (2 << 20) - 4096;
+	EXPECT_EQ(-EINVAL, set_mem_table(fd, 2, gpa, size, ua));
+	/* Userspace ranges overlap (two guest addresses, one page). */
+	gpa[1] = 8 << 20;
+	ua[1] = mem + (2 << 20) - 4096;
+	EXPECT_EQ(-EINVAL, set_mem_table(fd, 2, gpa, size, ua));
+	/* One inside the other. */
+	ua[1] = mem + 4096; size[1] = 4096;
+	EXPECT_EQ(-EINVAL, set_mem_table(fd, 2, gpa, size, ua));
+	munmap(mem, 4 << 20);
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

@@ -49,6 +49,9 @@
  *   EBUSY while a backend is attached (features cannot change under running
  *   rings: set them before VHOST_BLK_SET_BACKEND, or detach first) and
  *   EOPNOTSUPP for bits outside VHOST_BLK_FEATURES.
+ * - VHOST_SET_MEM_TABLE fails with EFAULT for a region that is empty, wraps
+ *   around or names addresses outside userspace, and with EINVAL for regions
+ *   that overlap in guest-physical or in userspace addresses.
  */
 
 /* Feature bits offered by VHOST_GET_FEATURES; all of them are implemented. */
