@@ -47,12 +47,21 @@ static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 	ret = vhost_blk_bdev_open(&disk->handle, inode->i_rdev, write, blk);
 	if (ret)
 		goto err_free_disk;
+	disk->bdev = disk->handle.bdev;
+	/*
+	 * Zoned devices fail writes that are not at a zone's write pointer;
+	 * presenting one needs VIRTIO_BLK_F_ZONED, which is not implemented.
+	 */
+	ret = -EOPNOTSUPP;
+	if (bdev_is_zoned(disk->bdev))
+		goto err_close_bdev;
 	fput(f);
 
-	disk->bdev = disk->handle.bdev;
 	disk->read_only = !write || bdev_read_only(disk->bdev);
 	return disk;
 
+err_close_bdev:
+	vhost_blk_bdev_close(&disk->handle);
 err_free_disk:
 	kfree(disk);
 err_put_file:

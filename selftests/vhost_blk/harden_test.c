@@ -396,4 +396,28 @@ TEST(mem_table_overlap_einval)
 	close(fd);
 }
 
+/* --- 8: zoned devices are refused at attach --- */
+
+TEST(zoned_refused)
+{
+	static const char *const attrs[] = {
+		"size", "64", "blocksize", "4096", "memory_backed", "1",
+		"zoned", "1", "zone_size", "4", NULL };
+	struct vdrv d;
+	char path[64];
+	int bdev, ret;
+
+	ret = nullb_create("vbh_zoned", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no zoned null_blk: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	EXPECT_EQ(-EOPNOTSUPP, vdrv_attach(&d, bdev));
+	vdrv_close(&d);
+	close(bdev);
+	nullb_remove("vbh_zoned");
+}
+
 TEST_HARNESS_MAIN

@@ -119,6 +119,8 @@ struct vhost_blk_backend {
  * - EBUSY: the device is claimed by someone else (mounted, another
  *   vhost-blk device, another exclusive opener).
  * - EACCES: @fd is not open for reading (O_WRONLY).
+ * - EOPNOTSUPP: the device is zoned (host-managed or host-aware); presenting
+ *   one needs VIRTIO_BLK_F_ZONED, which is not implemented.
  * - ENOMEM: the request tables could not be allocated.
  * - EFAULT: a ring that is set up is not accessible, or no memory table
  *   was set (VHOST_SET_MEM_TABLE must come first).
