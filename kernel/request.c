@@ -10,6 +10,8 @@
  */
 #include "vhost_blk.h"
 
+#include <linux/ioprio.h>
+
 struct bio_set vhost_blk_bio_set;
 
 /*
@@ -175,11 +177,25 @@ static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio,
 	submit_bio(bio);
 }
 
-static struct bio *vhost_blk_bio_alloc(struct block_device *bdev,
+/*
+ * Guest writes are what O_DIRECT writes are to the block layer, REQ_SYNC |
+ * REQ_IDLE, never background writeback: writeback throttling (wbt, on by
+ * default for SCSI and NVMe disks) would otherwise hold the kick handler in
+ * wbt_wait() with vq->mutex held, and with it close, detach and the owner's
+ * exit. The guest's flush is waited for too: the same flags.
+ */
+#define VHOST_BLK_WRITE_OPF	(REQ_OP_WRITE | REQ_SYNC | REQ_IDLE)
+
+static struct bio *vhost_blk_bio_alloc(struct vhost_blk_req *req,
+				       struct block_device *bdev,
 				       unsigned short nr_vecs, blk_opf_t opf)
 {
-	return bio_alloc_bioset(bdev, nr_vecs, opf, GFP_KERNEL,
-				&vhost_blk_bio_set);
+	struct bio *bio;
+
+	bio = bio_alloc_bioset(bdev, nr_vecs, opf, GFP_KERNEL,
+			       &vhost_blk_bio_set);
+	bio->bi_ioprio = req->ioprio;
+	return bio;
 }
 
 /*
@@ -194,7 +210,7 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 		struct bio *bio;
 		int ret;
 
-		bio = vhost_blk_bio_alloc(bdev,
+		bio = vhost_blk_bio_alloc(req, bdev,
 					  bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
 					  opf);
 		bio->bi_iter.bi_sector = sector;
@@ -259,9 +275,11 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 		size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
 
 		if (!bio) {
-			bio = vhost_blk_bio_alloc(bdev, min_t(unsigned int, nr - i,
-							      BIO_MAX_VECS),
-						  write ? REQ_OP_WRITE : REQ_OP_READ);
+			bio = vhost_blk_bio_alloc(req, bdev,
+						  min_t(unsigned int, nr - i,
+							BIO_MAX_VECS),
+						  write ? VHOST_BLK_WRITE_OPF :
+							  REQ_OP_READ);
 			bio->bi_iter.bi_sector = sector;
 		}
 		__bio_add_page(bio, b->pages[i], n, 0);
@@ -385,7 +403,7 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 	if (!aligned)
 		return vhost_blk_bounce_rw(req, bdev, &data, sector, write, l);
 	return vhost_blk_rw(req, bdev, &data, sector,
-			    write ? REQ_OP_WRITE : REQ_OP_READ);
+			    write ? VHOST_BLK_WRITE_OPF : REQ_OP_READ);
 }
 
 static u8 vhost_blk_flush(struct vhost_blk_req *req,
@@ -397,7 +415,8 @@ static u8 vhost_blk_flush(struct vhost_blk_req *req,
 	 * An empty write with PREFLUSH: kernels with upstream 1c042f8d4bc3
 	 * (6.6.y and later) refuse REQ_OP_FLUSH bios from submit_bio().
 	 */
-	bio = vhost_blk_bio_alloc(disk->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH);
+	bio = vhost_blk_bio_alloc(req, disk->bdev, 0,
+				  VHOST_BLK_WRITE_OPF | REQ_PREFLUSH);
 	vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
 	return VIRTIO_BLK_S_OK;
 }
@@ -514,6 +533,25 @@ static bool vhost_blk_layout(struct vhost_blk_req *req, struct iovec *iov,
 	return false;
 }
 
+/*
+ * The guest's I/O priority (virtio-blk header, as ioprio_set(2) encodes it),
+ * limited to what an unprivileged process may set: best-effort levels and
+ * idle. Real-time (a guest must not starve the host), hints and invalid
+ * values give 0: the bio takes the worker's priority, as any bio without one.
+ */
+static u16 vhost_blk_ioprio(u32 prio)
+{
+	if (prio > U16_MAX)
+		return 0;
+	switch (IOPRIO_PRIO_CLASS(prio)) {
+	case IOPRIO_CLASS_BE:
+	case IOPRIO_CLASS_IDLE:
+		return IOPRIO_PRIO_DATA(prio) < IOPRIO_NR_LEVELS ? prio : 0;
+	default:
+		return 0;
+	}
+}
+
 static int vhost_blk_dispatch(struct vhost_blk *blk,
 			      struct vhost_blk_disk *disk,
 			      struct vhost_blk_req *req,
@@ -532,6 +570,7 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 		return VIRTIO_BLK_S_IOERR;
 	type = vhost32_to_cpu(vq, hdr.type);
 	sector = vhost64_to_cpu(vq, hdr.sector);
+	req->ioprio = vhost_blk_ioprio(vhost32_to_cpu(vq, hdr.ioprio));
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
@@ -576,6 +615,7 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->to_guest = false;
 	req->bounce = NULL;
 	req->charged = 0;
+	req->ioprio = 0;
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);
 

@@ -79,6 +79,7 @@ struct vhost_blk_req {
 	u32 used_len;				/* bytes written into the guest */
 	u32 charged;				/* bytes of bvq->inflight_bytes */
 	u16 head;
+	u16 ioprio;				/* of its bios, from the header */
 	u8 status;				/* VIRTIO_BLK_S_* */
 	bool to_guest;				/* data moved into guest pages */
 };

@@ -420,4 +420,167 @@ TEST(zoned_refused)
 	nullb_remove("vbh_zoned");
 }
 
+/* --- scsi_debug: a SCSI disk, so writeback throttling is on --- */
+
+/* Load scsi_debug with @params; the disk's node in @path. */
+static int sdebug_load(const char *params, char *path, size_t pathlen)
+{
+	char cmd[256];
+	glob_t g;
+	int i, ret = -ENOENT;
+
+	if (!access("/sys/bus/pseudo/drivers/scsi_debug", F_OK) &&
+	    system("rmmod scsi_debug 2>/dev/null"))
+		return -EBUSY;
+	/* sd_mod too: without udev nothing loads it for the new disk. */
+	snprintf(cmd, sizeof(cmd),
+		 "modprobe sd_mod 2>/dev/null; modprobe scsi_debug %s 2>/dev/null",
+		 params);
+	if (system(cmd))
+		return -ENODEV;
+	for (i = 0; i < 200 && ret; i++) {
+		if (!glob("/sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/*",
+			  0, NULL, &g)) {
+			snprintf(path, pathlen, "/dev/%s",
+				 strrchr(g.gl_pathv[0], '/') + 1);
+			ret = access(path, F_OK) ? -ENOENT : 0;
+			globfree(&g);
+		}
+		if (ret)
+			usleep(20000);
+	}
+	return ret;
+}
+
+static void sdebug_unload(void)
+{
+	write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay", "0");
+	if (system("rmmod scsi_debug 2>/dev/null"))
+		fprintf(stderr, "# rmmod scsi_debug failed\n");
+}
+
+static long read_long(const char *path)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtol(buf, NULL, 0) : -1;
+}
+
+/* --- 3: guest writes are not background writeback --- */
+
+#define TRACING "/sys/kernel/tracing"
+
+/* Count block_bio_queue lines for @dev whose RWBS is exactly @rwbs. */
+static int trace_count(dev_t dev, const char *rwbs)
+{
+	char line[512], want[64];
+	int n = 0;
+	FILE *f = fopen(TRACING "/trace", "r");
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "block_bio_queue: %u,%u %s ",
+		 major(dev), minor(dev), rwbs);
+	while (fgets(line, sizeof(line), f))
+		n += !!strstr(line, want);
+	fclose(f);
+	return n;
+}
+
+TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
+{
+	char path[64], attr[128];
+	uint32_t head, len;
+	struct stat st;
+	struct vdrv d;
+	struct vreq w[64];
+	double t0, took;
+	int bdev, i, ws, plain, ret, round;
+	long lat;
+
+	ret = sdebug_load("dev_size_mb=64", path, sizeof(path));
+	if (ret)
+		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
+	snprintf(attr, sizeof(attr), "/sys/block/%s/queue/wbt_lat_usec",
+		 path + 5);
+	lat = read_long(attr);
+	if (lat <= 0) {
+		sdebug_unload();
+		SKIP(return, "writeback throttling is off on %s (wbt_lat_usec %ld)",
+		     path, lat);
+	}
+	if (access(TRACING "/events", F_OK))
+		system("mount -t tracefs nodev " TRACING " 2>/dev/null");
+	if (access(TRACING "/events/block/block_bio_queue/enable", F_OK)) {
+		sdebug_unload();
+		SKIP(return, "no tracefs block_bio_queue event");
+	}
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, fstat(bdev, &st));
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+
+	/* What the block layer sees of guest writes and flushes. */
+	write_attr(TRACING, "trace", "");
+	ASSERT_EQ(0, write_attr(TRACING "/events/block/block_bio_queue",
+				"enable", "1"));
+	for (i = 0; i < 8; i++) {
+		w[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, i * 128, 65536);
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  vdrv_do(&d, &d.q[0], &w[i], 1, false, NULL));
+	}
+	w[8] = vdrv_req_alloc(&d, VIRTIO_BLK_T_FLUSH, 0, 0);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &w[8], 0, false, NULL));
+	write_attr(TRACING "/events/block/block_bio_queue", "enable", "0");
+	ws = trace_count(st.st_rdev, "WS");
+	plain = trace_count(st.st_rdev, "W");
+	TH_LOG("block_bio_queue on %s: %d WS, %d plain W; flush: %d FWS, %d FW",
+	       path, ws, plain, trace_count(st.st_rdev, "FWS"),
+	       trace_count(st.st_rdev, "FW"));
+	EXPECT_LE(8, ws);
+	EXPECT_EQ(0, plain);
+	EXPECT_EQ(0, trace_count(st.st_rdev, "FW"));
+
+	/*
+	 * A slow disk (100 jiffies a command). Two rounds of 16 writes let
+	 * wbt see the latency and scale its depth down, as on a busy disk;
+	 * then 64 writes in flight, and close.
+	 */
+	ASSERT_EQ(0, write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay",
+				"100"));
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 16; i++) {
+			w[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, i * 128,
+					      65536);
+			ASSERT_LE(0, vdrv_start(&d, &d.q[0], &w[i], 1, true));
+		}
+		vdrv_kick(&d.q[0]);
+		for (i = 0; i < 16; i++)
+			ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len,
+						   60000));
+	}
+	for (i = 0; i < 64; i++) {
+		w[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, i * 128, 65536);
+		ASSERT_LE(0, vdrv_start(&d, &d.q[0], &w[i], 1, true));
+	}
+	vdrv_kick(&d.q[0]);
+	usleep(500 * 1000);
+	t0 = now_s();
+	vdrv_close(&d);
+	took = now_s() - t0;
+	TH_LOG("close with 64 x 64 KiB writes on a 100-jiffy disk took %.1f s",
+	       took);
+	EXPECT_GT(10.0, took);
+	close(bdev);
+	sdebug_unload();
+}
+
 TEST_HARNESS_MAIN
