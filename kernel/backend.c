@@ -262,6 +262,21 @@ unsigned int vhost_blk_write_zeroes_max(struct block_device *bdev)
 }
 
 /*
+ * The offset of the first physically aligned block, in logical blocks. A
+ * stack whose legs disagree (bdev_alignment_offset() < 0) has no such
+ * offset, and one that does not fit the field is no use: both report 0.
+ */
+static u8 vhost_blk_alignment_offset(struct block_device *bdev,
+				     unsigned int lbs)
+{
+	int offset = bdev_alignment_offset(bdev);
+
+	if (offset <= 0 || offset / lbs > U8_MAX)
+		return 0;
+	return offset / lbs;
+}
+
+/*
  * Fill @buf with the virtio-blk config space (little endian) and return its
  * length. Context: dev.mutex held.
  */
@@ -298,7 +313,7 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 	cfg->capacity = cfg_le64(bdev_nr_sectors(bdev));
 	cfg->blk_size = cfg_le32(lbs);
 	cfg->physical_block_exp = pbs > lbs ? ilog2(pbs / lbs) : 0;
-	cfg->alignment_offset = bdev_alignment_offset(bdev) / lbs;
+	cfg->alignment_offset = vhost_blk_alignment_offset(bdev, lbs);
 	io_min = min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX);
 	cfg->min_io_size = cfg_le16(io_min);
 	cfg->opt_io_size = cfg_le32(bdev_io_opt(bdev) / lbs);
