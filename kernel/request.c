@@ -330,6 +330,24 @@ static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector,
 }
 
 /*
+ * Zero-copy needs what O_DIRECT needs (the device's DMA alignment, segments
+ * of whole logical blocks) and one thing more than bdev_iter_is_aligned()
+ * checks: every piece of a page must be whole logical blocks. A 4 KiB block
+ * starting 512 bytes into a page is split across two pages, which drivers
+ * may mishandle (null_blk with 4 KiB blocks returned wrong data, and on 6.12
+ * oopsed); a segment that starts on a block boundary never is. Linux guests
+ * always comply; other layouts, which virtio allows, are bounced.
+ */
+static bool vhost_blk_zero_copy_ok(struct block_device *bdev,
+				   struct iov_iter *iter)
+{
+	unsigned int lbs = bdev_logical_block_size(bdev);
+
+	return bdev_iter_is_aligned(bdev, iter) &&
+	       iov_iter_is_aligned(iter, lbs - 1, lbs - 1);
+}
+
+/*
  * Charge @len bytes to the queue's in-flight budget, or -EAGAIN when they do
  * not fit beside what is in flight (a request alone always fits). Released
  * in vhost_blk_req_finish().
@@ -379,12 +397,7 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 	if (!vhost_blk_range_ok(bdev, sector, len))
 		return VIRTIO_BLK_S_IOERR;
 
-	/*
-	 * Zero-copy needs what O_DIRECT needs: the device's DMA alignment and
-	 * segments of whole logical blocks. Linux guests always comply; other
-	 * layouts, which virtio allows, are bounced.
-	 */
-	aligned = bdev_iter_is_aligned(bdev, &data);
+	aligned = vhost_blk_zero_copy_ok(bdev, &data);
 	if (!aligned) {
 		pages = DIV_ROUND_UP(len, PAGE_SIZE);
 		if (pages > VHOST_BLK_BOUNCE_PAGES)

@@ -639,4 +639,72 @@ TEST(misaligned_stack_alignment_offset_zero)
 	sdebug_unload();
 }
 
+/* --- 11: page pieces that are not whole logical blocks are bounced --- */
+
+TEST(blocks_straddling_pages_on_4k_null_blk)
+{
+	static const char *const attrs[] = {
+		"size", "64", "blocksize", "4096", "memory_backed", "1", NULL };
+	const uint32_t len = 1 << 20;
+	struct vreq w, r;
+	char path[64];
+	uint8_t *check, *buf;
+	struct vdrv d;
+	int bdev, ret;
+
+	ret = nullb_create("vbh_4k", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no null_blk with 4 KiB blocks: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	/* Room for a direct chain of 66 descriptors. */
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	check = malloc(len);
+	ASSERT_NE(NULL, check);
+
+	/*
+	 * Whole 4 KiB blocks starting 512 bytes into a page: each block is a
+	 * piece of 3584 and one of 512 bytes. First one block, then 1 MiB in
+	 * 64 segments of 16 KiB (on 6.12 this oopsed in null_blk).
+	 */
+	buf = vdrv_alloc(&d, 4096 + 512, 4096);
+	w = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, 0, 0);
+	w.data = buf + 512;
+	w.len = 4096;
+	vblk_fill(w.data, 4096, 11);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &w, 1, false, NULL));
+	ASSERT_EQ(0, vblk_pread(bdev, check, 4096, 0));
+	EXPECT_EQ(0, memcmp(check, w.data, 4096));
+	buf = vdrv_alloc(&d, 4096 + 512, 4096);
+	r = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 0);
+	r.data = buf + 512;
+	r.len = 4096;
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &r, 1, false, NULL));
+	EXPECT_EQ(0, memcmp(check, r.data, 4096));
+
+	buf = vdrv_alloc(&d, len + 512, 4096);
+	w = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, 64, 0);
+	w.data = buf + 512;
+	w.len = len;
+	vblk_fill(w.data, len, 12);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &w, 64, false, NULL));
+	ASSERT_EQ(0, vblk_pread(bdev, check, len, 64 * 512));
+	EXPECT_EQ(0, memcmp(check, w.data, len));
+
+	/* And back: a read laid out the same way. */
+	buf = vdrv_alloc(&d, len + 512, 4096);
+	r = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 64, 0);
+	r.data = buf + 512;
+	r.len = len;
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &r, 64, false, NULL));
+	EXPECT_EQ(0, memcmp(check, r.data, len));
+
+	free(check);
+	vdrv_close(&d);
+	close(bdev);
+	nullb_remove("vbh_4k");
+}
+
 TEST_HARNESS_MAIN
