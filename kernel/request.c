@@ -397,7 +397,12 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 	if (!vhost_blk_range_ok(bdev, sector, len))
 		return VIRTIO_BLK_S_IOERR;
 
-	aligned = vhost_blk_zero_copy_ok(bdev, &data);
+	/*
+	 * A device that needs stable pages (data digests, dm-integrity,
+	 * RAID parity) must not see a guest rewrite a buffer in flight.
+	 */
+	aligned = vhost_blk_zero_copy_ok(bdev, &data) &&
+		  !(write && bdev_stable_writes(bdev));
 	if (!aligned) {
 		pages = DIV_ROUND_UP(len, PAGE_SIZE);
 		if (pages > VHOST_BLK_BOUNCE_PAGES)
