@@ -39,7 +39,7 @@ static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 	write = f->f_mode & FMODE_WRITE;
 
 	ret = -ENOMEM;
-	disk = kzalloc(sizeof(*disk), GFP_KERNEL);
+	disk = kzalloc(sizeof(*disk), GFP_KERNEL_ACCOUNT);
 	if (!disk)
 		goto err_put_file;
 

@@ -28,12 +28,18 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	struct vhost_blk *blk;
 	int i;
 
-	/* Large (one struct vhost_virtqueue per queue): allow vmalloc. */
-	blk = kvzalloc(sizeof(*blk), GFP_KERNEL | __GFP_RETRY_MAYFAIL);
+	/*
+	 * Large (one struct vhost_virtqueue per queue): allow vmalloc. Like
+	 * everything a device allocates for its owner (request tables, bounce
+	 * pages), charged to the owner's memory cgroup.
+	 */
+	blk = kvzalloc(sizeof(*blk),
+		       GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL);
 	if (!blk)
 		return -ENOMEM;
 
-	vqs = kmalloc_array(VHOST_BLK_MAX_QUEUES, sizeof(*vqs), GFP_KERNEL);
+	vqs = kmalloc_array(VHOST_BLK_MAX_QUEUES, sizeof(*vqs),
+			    GFP_KERNEL_ACCOUNT);
 	if (!vqs) {
 		kvfree(blk);
 		return -ENOMEM;

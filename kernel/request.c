@@ -240,15 +240,15 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 	struct vhost_blk_bounce *b;
 	struct bio *bio = NULL;
 
-	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL);
+	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL_ACCOUNT);
 	if (!b)
 		return VIRTIO_BLK_S_IOERR;
 	req->bounce = b;
 	b->len = len;
 	for (i = 0; i < nr; i++) {
 		/* Zeroed for reads: no stale host data, whatever the device does. */
-		b->pages[i] = alloc_page(write ? GFP_KERNEL :
-					 GFP_KERNEL | __GFP_ZERO);
+		b->pages[i] = alloc_page(write ? GFP_KERNEL_ACCOUNT :
+					 GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 		if (!b->pages[i])
 			return VIRTIO_BLK_S_IOERR;
 		b->nr_pages++;
@@ -265,7 +265,7 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 	} else {
 		/* Keep the guest's buffer for the copy at completion. */
 		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
-				 GFP_KERNEL);
+				 GFP_KERNEL_ACCOUNT);
 		if (!b->iov)
 			return VIRTIO_BLK_S_IOERR;
 		b->nr_iov = l->in_nr;

@@ -31,7 +31,8 @@
 /*
  * Guest buffers the device cannot DMA (unaligned, or segments that are not
  * whole logical blocks, as virtio allows) go through host pages. Host memory
- * is not the guest's to spend: each queue may hold this many bounce pages;
+ * is not the guest's to spend: each queue may hold this many bounce pages
+ * (charged, as the request tables, to the owner's memory cgroup);
  * a request waits while they are in use and fails if it could never fit.
  */
 #define VHOST_BLK_BOUNCE_PAGES	1024

@@ -37,8 +37,8 @@ int vhost_blk_vq_alloc_reqs(struct vhost_blk_vq *bvq)
 		goto reset_free_list;
 
 	vhost_blk_vq_free_reqs(bvq);
-	bvq->reqs = kvcalloc(num, sizeof(*bvq->reqs), GFP_KERNEL);
-	bvq->used = kvcalloc(num, sizeof(*bvq->used), GFP_KERNEL);
+	bvq->reqs = kvcalloc(num, sizeof(*bvq->reqs), GFP_KERNEL_ACCOUNT);
+	bvq->used = kvcalloc(num, sizeof(*bvq->used), GFP_KERNEL_ACCOUNT);
 	if (!bvq->reqs || !bvq->used) {
 		vhost_blk_vq_free_reqs(bvq);
 		return -ENOMEM;
