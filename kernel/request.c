@@ -506,6 +506,12 @@ static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 	if (vhost_blk_charge(req, *bytes))
 		return -EAGAIN;
 
+	if (zeroes && bdev_write_zeroes_sectors(bdev)) {
+		/* Offloaded: if the device refuses, zero pages (below). */
+		req->zeroes_bdev = bdev;
+		req->zeroes_sector = sector;
+		req->zeroes_nr = nr;
+	}
 	if (zeroes)
 		ret = __blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL, &bio,
 					     flags ? 0 : BLKDEV_ZERO_NOUNMAP);
@@ -519,6 +525,59 @@ static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 		return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP :
 					    VIRTIO_BLK_S_IOERR;
 	return VIRTIO_BLK_S_OK;
+}
+
+/* Write @nr sectors of zeroes at @sector as bios of the zero page. */
+static void vhost_blk_write_zero_pages(struct vhost_blk_req *req,
+				       struct block_device *bdev,
+				       sector_t sector, u32 nr)
+{
+	while (nr) {
+		struct bio *bio;
+
+		bio = vhost_blk_bio_alloc(req, bdev, BIO_MAX_VECS,
+					  VHOST_BLK_WRITE_OPF);
+		bio->bi_iter.bi_sector = sector;
+		while (nr && bio->bi_vcnt < bio->bi_max_vecs) {
+			unsigned int len = min_t(u64, (u64)nr << SECTOR_SHIFT,
+						 PAGE_SIZE);
+
+			__bio_add_page(bio, ZERO_PAGE(0), len, 0);
+			nr -= len >> SECTOR_SHIFT;
+			sector += len >> SECTOR_SHIFT;
+		}
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	}
+}
+
+/*
+ * A device may offer write zeroes and still refuse it: a loop device over a
+ * file system without FALLOC_FL_ZERO_RANGE (tmpfs) answers NOTSUPP when the
+ * guest forbids unmapping. blkdev_issue_zeroout() then writes zero pages;
+ * so does this, from the completion path: the request is submitted again
+ * and ends again. Returns true when it was. Bounded as every write-zeroes
+ * request (vhost_blk_write_zeroes_max()) and still charged to the budget.
+ *
+ * Context: process context, vq->mutex held.
+ */
+bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req)
+{
+	struct block_device *bdev = req->zeroes_bdev;
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (!bdev || req->status != VIRTIO_BLK_S_UNSUPP)
+		return false;
+	req->zeroes_bdev = NULL;	/* once */
+	req->status = VIRTIO_BLK_S_OK;
+	atomic_inc(&bvq->inflight);
+	atomic_set(&req->pending, 1);
+	vhost_blk_write_zero_pages(req, bdev, req->zeroes_sector,
+				   req->zeroes_nr);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_end(req);
+	return true;
 }
 
 /*
@@ -634,6 +693,7 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->bounce = NULL;
 	req->charged = 0;
 	req->ioprio = 0;
+	req->zeroes_bdev = NULL;
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);
 

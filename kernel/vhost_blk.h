@@ -79,6 +79,10 @@ struct vhost_blk_req {
 	u8 __user *status_ptr;			/* the guest's status byte */
 	u32 used_len;				/* bytes written into the guest */
 	u32 charged;				/* bytes of bvq->inflight_bytes */
+	/* An offloaded write-zeroes, for the zero-page retry, or NULL. */
+	struct block_device *zeroes_bdev;
+	sector_t zeroes_sector;
+	u32 zeroes_nr;
 	u16 head;
 	u16 ioprio;				/* of its bios, from the header */
 	u8 status;				/* VIRTIO_BLK_S_* */
@@ -168,5 +172,6 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 			     unsigned int in);
 void vhost_blk_req_end(struct vhost_blk_req *req);
 void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm);
+bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req);
 
 #endif /* VHOST_BLK_PRIV_H */

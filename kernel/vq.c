@@ -117,6 +117,9 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 
 	list = llist_reverse_order(llist_del_all(&bvq->done));
 	llist_for_each_entry_safe(req, tmp, list, done_node) {
+		/* Submitted again: it ends again later. */
+		if (vhost_blk_req_retry_zeroes(req))
+			continue;
 		vhost_blk_req_finish(req, publish);
 		if (publish) {
 			if (req->status_ptr &&
@@ -168,14 +171,18 @@ void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 
-	wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
-	/* No guest page stays pinned past the drain. */
-	vhost_blk_flush_dirtying();
-	vhost_dev_flush(&blk->dev);
+	/* Completing may submit a request again (a write-zeroes retry). */
+	do {
+		wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
+		/* No guest page stays pinned past the drain. */
+		vhost_blk_flush_dirtying();
+		vhost_dev_flush(&blk->dev);
 
-	mutex_lock(&vq->mutex);
-	vhost_blk_vq_complete(blk, bvq, current->mm && current->mm == blk->dev.mm);
-	mutex_unlock(&vq->mutex);
+		mutex_lock(&vq->mutex);
+		vhost_blk_vq_complete(blk, bvq,
+				      current->mm && current->mm == blk->dev.mm);
+		mutex_unlock(&vq->mutex);
+	} while (atomic_read(&bvq->inflight));
 }
 
 void vhost_blk_handle_kick(struct vhost_work *work)

@@ -765,4 +765,83 @@ TEST(stable_writes_bounced)
 	close(brd);
 }
 
+/* --- 12: write-zeroes a loop device over tmpfs cannot offload --- */
+
+static int wz_do(struct vdrv *d, uint64_t sector, uint32_t nr, uint32_t flags)
+{
+	struct virtio_blk_outhdr *hdr = vdrv_alloc(d, sizeof(*hdr), 16);
+	struct virtio_blk_discard_write_zeroes *seg =
+		vdrv_alloc(d, sizeof(*seg), 16);
+	uint8_t *status = vdrv_alloc(d, 1, 1);
+	struct vseg segs[3];
+	uint32_t head, len;
+
+	hdr->type = VIRTIO_BLK_T_WRITE_ZEROES;
+	seg->sector = sector;
+	seg->num_sectors = nr;
+	seg->flags = flags;
+	*status = 0xff;
+	segs[0] = (struct vseg){ hdr, sizeof(*hdr), false };
+	segs[1] = (struct vseg){ seg, sizeof(*seg), false };
+	segs[2] = (struct vseg){ status, 1, true };
+	if (vdrv_add(d, &d->q[0], segs, 3, false) < 0)
+		return -1;
+	vdrv_kick(&d->q[0]);
+	if (vdrv_get_used(d, &d->q[0], &head, &len, 10000))
+		return -1;
+	return *status;
+}
+
+TEST(write_zeroes_on_loop_over_tmpfs)
+{
+	const char *img = "/tmp/vbh-loop.img";
+	const uint32_t len = 1 << 20;
+	char path[64], attr[128];
+	uint8_t *buf, *zero;
+	struct stat st;
+	struct vdrv d;
+	int bdev, ret;
+	long wz;
+
+	ret = vblk_loop(img, 32 << 20, path, sizeof(path));
+	if (ret)
+		SKIP(return, "cannot set up a loop device: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, fstat(bdev, &st));
+	snprintf(attr, sizeof(attr),
+		 "/sys/dev/block/%u:%u/queue/write_zeroes_max_bytes",
+		 major(st.st_rdev), minor(st.st_rdev));
+	wz = read_long(attr);
+	TH_LOG("%s over a tmpfs file: write_zeroes_max_bytes %ld", path, wz);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	buf = malloc(len);
+	zero = calloc(1, len);
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, zero);
+
+	/* Without UNMAP (loop: FALLOC_FL_ZERO_RANGE, which tmpfs lacks). */
+	vblk_fill(buf, len, 12);
+	ASSERT_EQ(0, vblk_pwrite(bdev, buf, len, 4096));
+	EXPECT_EQ(VIRTIO_BLK_S_OK, wz_do(&d, 8, len / 512, 0));
+	ASSERT_EQ(0, vblk_pread(bdev, buf, len, 4096));
+	EXPECT_EQ(0, memcmp(buf, zero, len));
+	/* With UNMAP (punching a hole works on tmpfs). */
+	vblk_fill(buf, len, 13);
+	ASSERT_EQ(0, vblk_pwrite(bdev, buf, len, 4096));
+	EXPECT_EQ(VIRTIO_BLK_S_OK,
+		  wz_do(&d, 8, len / 512, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP));
+	ASSERT_EQ(0, vblk_pread(bdev, buf, len, 4096));
+	EXPECT_EQ(0, memcmp(buf, zero, len));
+
+	free(buf);
+	free(zero);
+	vdrv_close(&d);
+	close(bdev);
+	vblk_loop_remove(path);
+	unlink(img);
+}
+
 TEST_HARNESS_MAIN
