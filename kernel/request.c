@@ -16,29 +16,41 @@ struct bio_set vhost_blk_bio_set;
 
 /*
  * Pages the device wrote must be marked dirty, which may sleep, so read bios
- * end on a list that a work item releases. Not the vhost worker: freeing
- * bios must not wait for the worker that may be waiting for a free bio.
+ * end on their queue's list that the queue's work item releases. Not the
+ * vhost worker: freeing bios must not wait for the worker that may be
+ * waiting for a free bio. A read bio counts as pending in its request until
+ * its pages are released, so the request (and its share of the in-flight
+ * budget) ends only then: the budget bounds the pins, not just the bios.
  */
 static struct workqueue_struct *vhost_blk_wq;
-static LLIST_HEAD(vhost_blk_dirty_bios);
 
 static void vhost_blk_dirty_fn(struct work_struct *work)
 {
-	struct llist_node *list = llist_del_all(&vhost_blk_dirty_bios);
+	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
+						dirty_work);
+	struct llist_node *list = llist_del_all(&bvq->dirty);
 	struct vhost_blk_bio *vbio, *tmp;
 
 	llist_for_each_entry_safe(vbio, tmp, list, node) {
+		struct vhost_blk_req *req = vbio->bio.bi_private;
+
 		bio_release_pages(&vbio->bio, true);
 		bio_put(&vbio->bio);
+		if (atomic_dec_and_test(&req->pending))
+			vhost_blk_req_end(req);
 	}
 }
 
-static DECLARE_WORK(vhost_blk_dirty_work, vhost_blk_dirty_fn);
-
-/* Every read bio that has ended so far has released its pages on return. */
-void vhost_blk_flush_dirtying(void)
+void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq)
 {
-	flush_work(&vhost_blk_dirty_work);
+	init_llist_head(&bvq->dirty);
+	INIT_WORK(&bvq->dirty_work, vhost_blk_dirty_fn);
+}
+
+/* The queue's dirtying work has returned, if it was running. */
+void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq)
+{
+	flush_work(&bvq->dirty_work);
 }
 
 int vhost_blk_request_init(void)
@@ -58,8 +70,7 @@ int vhost_blk_request_init(void)
 
 void vhost_blk_request_exit(void)
 {
-	/* No device is open: every bio has ended and been queued. */
-	flush_work(&vhost_blk_dirty_work);
+	/* No device is open: every queue's dirtying work has been flushed. */
 	destroy_workqueue(vhost_blk_wq);
 	bioset_exit(&vhost_blk_bio_set);
 }
@@ -91,13 +102,14 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 
 	vhost_blk_bio_status(req, bio);
 	if (req->to_guest) {
-		llist_add(&vbio->node, &vhost_blk_dirty_bios);
-		queue_work(vhost_blk_wq, &vhost_blk_dirty_work);
-	} else {
-		/* As the block layer's own direct I/O: fine in any context. */
-		bio_release_pages(bio, false);
-		bio_put(bio);
+		/* Still pending until the work has released the pages. */
+		llist_add(&vbio->node, &req->bvq->dirty);
+		queue_work(vhost_blk_wq, &req->bvq->dirty_work);
+		return;
 	}
+	/* As the block layer's own direct I/O: fine in any context. */
+	bio_release_pages(bio, false);
+	bio_put(bio);
 	if (atomic_dec_and_test(&req->pending))
 		vhost_blk_req_end(req);
 }

@@ -107,8 +107,9 @@ struct vhost_blk_bio {
  * vq.private_data (the struct vhost_blk_disk, set and
  * cleared only with vq.mutex held, as in vsock.c). @done is lock-free:
  * bios add to it from any context, only vq.mutex holders take from it.
- * @inflight counts requests whose bios have not all ended; it reaches zero
- * only after the request is on @done.
+ * @inflight counts requests whose bios have not all ended (a read bio ends
+ * once @dirty_work released its pages); it reaches zero only after the
+ * request is on @done. @dirty is lock-free like @done.
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
@@ -123,6 +124,8 @@ struct vhost_blk_vq {
 	struct llist_head done;
 	atomic_t inflight;
 	struct vhost_work complete_work;
+	struct llist_head dirty;		/* read bios to release */
+	struct work_struct dirty_work;		/* on vhost_blk_wq */
 };
 
 /*
@@ -165,7 +168,8 @@ void vhost_blk_handle_kick(struct vhost_work *work);
 extern struct bio_set vhost_blk_bio_set;
 int vhost_blk_request_init(void);
 void vhost_blk_request_exit(void);
-void vhost_blk_flush_dirtying(void);
+void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq);
+void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq);
 ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 			     struct vhost_blk_disk *disk,
 			     struct vhost_blk_req *req, unsigned int out,

@@ -18,6 +18,7 @@ void vhost_blk_vq_init(struct vhost_blk_vq *bvq)
 	init_llist_head(&bvq->done);
 	atomic_set(&bvq->inflight, 0);
 	vhost_work_init(&bvq->complete_work, vhost_blk_complete_work);
+	vhost_blk_vq_init_dirtying(bvq);
 }
 
 /*
@@ -174,8 +175,8 @@ void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 	/* Completing may submit a request again (a write-zeroes retry). */
 	do {
 		wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
-		/* No guest page stays pinned past the drain. */
-		vhost_blk_flush_dirtying();
+		/* Requests end after their pages: let the work return. */
+		vhost_blk_flush_dirtying(bvq);
 		vhost_dev_flush(&blk->dev);
 
 		mutex_lock(&vq->mutex);

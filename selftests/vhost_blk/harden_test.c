@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <stdio.h>
@@ -842,6 +843,107 @@ TEST(write_zeroes_on_loop_over_tmpfs)
 	close(bdev);
 	vblk_loop_remove(path);
 	unlink(img);
+}
+
+/* --- 4: pinned pages stay within the in-flight budget --- */
+
+struct pin_sampler {
+	volatile int stop;
+	long base, max;
+};
+
+static long pins_held(void)
+{
+	char line[128];
+	long acq = -1, rel = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "nr_foll_pin_acquired %ld", &acq);
+		sscanf(line, "nr_foll_pin_released %ld", &rel);
+	}
+	fclose(f);
+	return acq < 0 || rel < 0 ? -1 : acq - rel;
+}
+
+static void *pin_sample(void *arg)
+{
+	struct pin_sampler *s = arg;
+
+	while (!s->stop) {
+		long held = pins_held() - s->base;
+
+		if (held > s->max)
+			s->max = held;
+		usleep(200);
+	}
+	return NULL;
+}
+
+#define STORM_REQS	512
+#define STORM_LEN	(4 << 20)
+
+TEST_F_TIMEOUT(slow, read_storm_pins_within_budget, 200)
+{
+	static const char *const attrs[] = {
+		"size", "1024", "blocksize", "512", "memory_backed", "0", NULL };
+	/* 64 MiB of pages per queue, plus one request that may run alone. */
+	const long bound = ((64 << 20) + STORM_LEN) / 4096;
+	struct pin_sampler smp = { 0 };
+	unsigned int sent = 0, done = 0, i;
+	struct vreq r[64];
+	uint32_t head, len;
+	pthread_t thr;
+	char path[64];
+	struct vdrv d;
+	uint8_t *buf;
+	int bdev, ret;
+
+	ret = nullb_create("vbh_fast", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no null_blk: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, 16 << 20));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+
+	/* Every request reads into the same 4 MiB buffer. */
+	buf = vdrv_alloc(&d, STORM_LEN, 4096);
+	for (i = 0; i < 64; i++) {
+		r[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 0);
+		r[i].data = buf;
+		r[i].len = STORM_LEN;
+	}
+	smp.base = pins_held();
+	if (smp.base < 0)
+		SKIP(goto out, "no FOLL_PIN counters in /proc/vmstat");
+	ASSERT_EQ(0, pthread_create(&thr, NULL, pin_sample, &smp));
+	while (done < STORM_REQS) {
+		while (sent < STORM_REQS && sent - done < 64) {
+			ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r[sent % 64], 4,
+						true));
+			sent++;
+		}
+		vdrv_kick(&d.q[0]);
+		ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len, 10000));
+		done++;
+		while (!vdrv_get_used(&d, &d.q[0], &head, &len, 0))
+			done++;
+	}
+	smp.stop = 1;
+	pthread_join(thr, NULL);
+	TH_LOG("%u reads of 4 MiB into one buffer: at most %ld pages pinned (bound %ld)",
+	       STORM_REQS, smp.max, bound);
+	if (!smp.max)
+		SKIP(goto out, "this kernel takes page references, not FOLL_PIN pins, for bios");
+	EXPECT_GE(bound, smp.max);
+out:
+	vdrv_close(&d);
+	close(bdev);
+	nullb_remove("vbh_fast");
 }
 
 TEST_HARNESS_MAIN
