@@ -117,11 +117,28 @@ static int set_mem_table(int fd, unsigned int n, const uint64_t *gpa,
 	return ret;
 }
 
+/*
+ * A fixture only for its timeout: module loads, dmsetup and slow devices
+ * take longer under TCG than the default 30 s (and the unfixed module took
+ * minutes to detach).
+ */
+FIXTURE(slow) {
+	int unused;
+};
+
+FIXTURE_SETUP(slow)
+{
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+}
+
 /* --- 1: no completion writes after a memory-table change --- */
 
 #define REGION_B	(1 << 20)
 
-TEST(mem_table_change_drains_bounced_read)
+TEST_F_TIMEOUT(slow, mem_table_change_drains_bounced_read, 120)
 {
 	static const char *const attrs[] = {
 		"size", "64", "blocksize", "512", "memory_backed", "1",
@@ -232,19 +249,6 @@ static int wz_start(struct vdrv *d, struct vdrv_queue *q, uint64_t sector,
 	segs[1] = (struct vseg){ seg, sizeof(*seg), false };
 	segs[2] = (struct vseg){ *status, 1, true };
 	return vdrv_add(d, q, segs, 3, false);
-}
-
-/* A fixture only for its timeout: the unfixed module took minutes. */
-FIXTURE(slow) {
-	int unused;
-};
-
-FIXTURE_SETUP(slow)
-{
-}
-
-FIXTURE_TEARDOWN(slow)
-{
 }
 
 TEST_F_TIMEOUT(slow, detach_bounded_under_write_zeroes, 200)
@@ -399,7 +403,7 @@ TEST(mem_table_overlap_einval)
 
 /* --- 8: zoned devices are refused at attach --- */
 
-TEST(zoned_refused)
+TEST_F_TIMEOUT(slow, zoned_refused, 120)
 {
 	static const char *const attrs[] = {
 		"size", "64", "blocksize", "4096", "memory_backed", "1",
@@ -590,11 +594,11 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
  * space's u8 field got that divided by the block size and truncated.
  */
 
-TEST(misaligned_stack_alignment_offset_zero)
+TEST_F_TIMEOUT(slow, misaligned_stack_alignment_offset_zero, 120)
 {
 	struct vhost_blk_config c = { .size = sizeof(c) };
 	struct virtio_blk_config *cfg = (void *)c.config;
-	char path[64], cmd[256], dm[128], attr[128];
+	char path[64], cmd[512], dm[128], attr[128];
 	struct stat st;
 	struct vdrv d;
 	int bdev, ret, ioc_off = 0;
@@ -605,7 +609,7 @@ TEST(misaligned_stack_alignment_offset_zero)
 		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
 	/* Two legs at offsets 0 and 1 sector of a 4 KiB-physical disk. */
 	snprintf(cmd, sizeof(cmd),
-		 "modprobe dm-mod; printf '0 64 linear %s 0\\n64 64 linear %s 1\\n' | DM_DISABLE_UDEV=1 dmsetup create vbh_misaligned",
+		 "modprobe dm-mod; DM_DISABLE_UDEV=1 dmsetup remove vbh_misaligned 2>/dev/null; printf '0 64 linear %s 0\\n64 64 linear %s 1\\n' | DM_DISABLE_UDEV=1 dmsetup create vbh_misaligned",
 		 path, path);
 	if (system(cmd)) {
 		sdebug_unload();
@@ -642,7 +646,7 @@ TEST(misaligned_stack_alignment_offset_zero)
 
 /* --- 11: page pieces that are not whole logical blocks are bounced --- */
 
-TEST(blocks_straddling_pages_on_4k_null_blk)
+TEST_F_TIMEOUT(slow, blocks_straddling_pages_on_4k_null_blk, 120)
 {
 	static const char *const attrs[] = {
 		"size", "64", "blocksize", "4096", "memory_backed", "1", NULL };
@@ -710,9 +714,9 @@ TEST(blocks_straddling_pages_on_4k_null_blk)
 
 /* --- 10: devices that need stable pages get a copy of guest writes --- */
 
-TEST(stable_writes_bounced)
+TEST_F_TIMEOUT(slow, stable_writes_bounced, 120)
 {
-	char cmd[256], attr[128];
+	char cmd[512], attr[128];
 	const char *dm = "/dev/mapper/vbh_delay";
 	struct stat st;
 	uint8_t *check;
@@ -727,7 +731,7 @@ TEST(stable_writes_bounced)
 		SKIP(return, "no brd ram disk: %s", strerror(-brd));
 	/* Writes reach brd 1 s late: it copies the pages then. */
 	snprintf(cmd, sizeof(cmd),
-		 "modprobe dm-delay; echo '0 2048 delay /dev/ram0 0 0 /dev/ram0 0 1000' | DM_DISABLE_UDEV=1 dmsetup create vbh_delay");
+		 "modprobe dm-delay; DM_DISABLE_UDEV=1 dmsetup remove vbh_delay 2>/dev/null; echo '0 2048 delay /dev/ram0 0 0 /dev/ram0 0 1000' | DM_DISABLE_UDEV=1 dmsetup create vbh_delay");
 	if (system(cmd)) {
 		close(brd);
 		SKIP(return, "dmsetup create of a dm-delay target failed");
@@ -793,7 +797,7 @@ static int wz_do(struct vdrv *d, uint64_t sector, uint32_t nr, uint32_t flags)
 	return *status;
 }
 
-TEST(write_zeroes_on_loop_over_tmpfs)
+TEST_F_TIMEOUT(slow, write_zeroes_on_loop_over_tmpfs, 120)
 {
 	const char *img = "/tmp/vbh-loop.img";
 	const uint32_t len = 1 << 20;
