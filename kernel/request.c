@@ -135,24 +135,29 @@ static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
 	kvfree(b);
 }
 
-/* Copy a bounced read into the guest's buffer. Context: owner's mm. */
-static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
+/*
+ * Copy the current window between the bounce pages and the guest's buffer:
+ * into the guest after a read, out of it before a write. Returns false on a
+ * fault. Context: owner's mm.
+ */
+static bool vhost_blk_bounce_copy(struct vhost_blk_bounce *b, bool to_guest)
 {
-	struct vhost_blk_bounce *b = req->bounce;
 	struct iov_iter iter;
 	size_t done = 0;
 	unsigned int i;
 
-	iov_iter_init(&iter, ITER_DEST, b->iov, b->nr_iov, b->len);
-	for (i = 0; i < b->nr_pages && done < b->len; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, b->len - done);
+	iov_iter_init(&iter, to_guest ? ITER_DEST : ITER_SOURCE, b->iov,
+		      b->nr_iov, b->skip + b->len);
+	iov_iter_advance(&iter, b->skip + b->done);
+	for (i = 0; i < b->nr_pages && done < b->window; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, b->window - done);
 
-		if (copy_page_to_iter(b->pages[i], 0, n, &iter) != n) {
-			req->status = VIRTIO_BLK_S_IOERR;
-			return;
-		}
+		if ((to_guest ? copy_page_to_iter(b->pages[i], 0, n, &iter) :
+				copy_page_from_iter(b->pages[i], 0, n, &iter)) != n)
+			return false;
 		done += n;
 	}
+	return true;
 }
 
 /*
@@ -173,8 +178,9 @@ void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
 	if (req->bounce) {
 		bvq->bounce_pages -= req->bounce->nr_pages;
 		if (req->to_guest && guest_mm &&
-		    req->status == VIRTIO_BLK_S_OK)
-			vhost_blk_bounce_to_guest(req);
+		    req->status == VIRTIO_BLK_S_OK &&
+		    !vhost_blk_bounce_copy(req->bounce, true))
+			req->status = VIRTIO_BLK_S_IOERR;
 		vhost_blk_bounce_free(req->bounce);
 		req->bounce = NULL;
 	}
@@ -237,26 +243,93 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 	return VIRTIO_BLK_S_OK;
 }
 
+/* Submit the current window's bios. */
+static void vhost_blk_bounce_submit(struct vhost_blk_req *req,
+				    struct vhost_blk_bounce *b)
+{
+	unsigned int nr = DIV_ROUND_UP(b->window, PAGE_SIZE), i;
+	sector_t sector = b->sector + (b->done >> SECTOR_SHIFT);
+	struct bio *bio = NULL;
+
+	for (i = 0; i < nr; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, b->window - i * PAGE_SIZE);
+
+		if (!bio) {
+			bio = vhost_blk_bio_alloc(req, b->bdev,
+						  min_t(unsigned int, nr - i,
+							BIO_MAX_VECS),
+						  b->write ? VHOST_BLK_WRITE_OPF :
+							     REQ_OP_READ);
+			bio->bi_iter.bi_sector = sector;
+		}
+		__bio_add_page(bio, b->pages[i], n, 0);
+		sector += n >> SECTOR_SHIFT;
+		if (bio->bi_vcnt == bio->bi_max_vecs || i + 1 == nr) {
+			vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+			bio = NULL;
+		}
+	}
+}
+
 /*
- * Read or write through host pages, taken from the queue's bounce budget
- * (checked by the caller).
+ * A bounced request whose window has ended and that has more to move: copy
+ * a read window out, start the next window (copying a write's in) and
+ * return true; the request ends again later. Without the guest's memory
+ * (@guest_mm false: the owner is exiting) the rest fails with IOERR.
+ *
+ * Context: process context, vq->mutex held, the owner's mm if @guest_mm.
+ */
+bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm)
+{
+	struct vhost_blk_bounce *b = req->bounce;
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (!b || b->done + b->window == b->len ||
+	    req->status != VIRTIO_BLK_S_OK)
+		return false;
+	if (!guest_mm || (!b->write && !vhost_blk_bounce_copy(b, true))) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	b->done += b->window;
+	b->window = min_t(size_t, b->len - b->done,
+			  (size_t)b->nr_pages << PAGE_SHIFT);
+	if (b->write && !vhost_blk_bounce_copy(b, false)) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	atomic_inc(&bvq->inflight);
+	atomic_set(&req->pending, 1);
+	vhost_blk_bounce_submit(req, b);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_end(req);
+	return true;
+}
+
+/*
+ * Read or write @len bytes through @nr host pages (the first window), taken
+ * from the queue's bounce budget (checked by the caller).
  */
 static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
-			       struct block_device *bdev,
-			       struct iov_iter *iter, sector_t sector,
-			       bool write, const struct vhost_blk_layout *l)
+			       struct block_device *bdev, size_t len,
+			       unsigned int nr, sector_t sector, bool write,
+			       const struct vhost_blk_layout *l)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
-	size_t len = iov_iter_count(iter);
-	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE), i;
 	struct vhost_blk_bounce *b;
-	struct bio *bio = NULL;
+	unsigned int i;
 
 	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL_ACCOUNT);
 	if (!b)
 		return VIRTIO_BLK_S_IOERR;
 	req->bounce = b;
 	b->len = len;
+	b->window = min_t(size_t, len, (size_t)nr << PAGE_SHIFT);
+	b->bdev = bdev;
+	b->sector = sector;
+	b->write = write;
 	for (i = 0; i < nr; i++) {
 		/* Zeroed for reads: no stale host data, whatever the device does. */
 		b->pages[i] = alloc_page(write ? GFP_KERNEL_ACCOUNT :
@@ -267,40 +340,23 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 		bvq->bounce_pages++;
 	}
 
+	/* Keep the guest's chain: later windows copy from or to it. */
 	if (write) {
-		for (i = 0; i < nr; i++) {
-			size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
-
-			if (copy_page_from_iter(b->pages[i], 0, n, iter) != n)
-				return VIRTIO_BLK_S_IOERR;
-		}
+		b->iov = kmemdup(l->out_iov, l->out_nr * sizeof(*l->out_iov),
+				 GFP_KERNEL_ACCOUNT);
+		b->nr_iov = l->out_nr;
+		b->skip = sizeof(struct virtio_blk_outhdr);
 	} else {
-		/* Keep the guest's buffer for the copy at completion. */
 		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
 				 GFP_KERNEL_ACCOUNT);
-		if (!b->iov)
-			return VIRTIO_BLK_S_IOERR;
 		b->nr_iov = l->in_nr;
 	}
+	if (!b->iov)
+		return VIRTIO_BLK_S_IOERR;
+	if (write && !vhost_blk_bounce_copy(b, false))
+		return VIRTIO_BLK_S_IOERR;
 
-	for (i = 0; i < nr; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
-
-		if (!bio) {
-			bio = vhost_blk_bio_alloc(req, bdev,
-						  min_t(unsigned int, nr - i,
-							BIO_MAX_VECS),
-						  write ? VHOST_BLK_WRITE_OPF :
-							  REQ_OP_READ);
-			bio->bi_iter.bi_sector = sector;
-		}
-		__bio_add_page(bio, b->pages[i], n, 0);
-		sector += n >> SECTOR_SHIFT;
-		if (bio->bi_vcnt == bio->bi_max_vecs || i + 1 == nr) {
-			vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-			bio = NULL;
-		}
-	}
+	vhost_blk_bounce_submit(req, b);
 	return VIRTIO_BLK_S_OK;
 }
 
@@ -385,8 +441,8 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 	struct vhost_blk_vq *bvq = req->bvq;
 	struct iov_iter data;
 	unsigned int pages;
+	size_t len, charge;
 	bool aligned;
-	size_t len;
 
 	if (write) {
 		/* Data must follow the header, nothing may be written back. */
@@ -415,14 +471,16 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 	 */
 	aligned = vhost_blk_zero_copy_ok(bdev, &data) &&
 		  !(write && bdev_stable_writes(bdev));
+	/* A larger bounced buffer moves in windows of the whole budget. */
+	charge = len;
 	if (!aligned) {
-		pages = DIV_ROUND_UP(len, PAGE_SIZE);
-		if (pages > VHOST_BLK_BOUNCE_PAGES)
-			return VIRTIO_BLK_S_IOERR;
+		pages = min_t(size_t, DIV_ROUND_UP(len, PAGE_SIZE),
+			      VHOST_BLK_BOUNCE_PAGES);
 		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
 			return -EAGAIN;
+		charge = min_t(size_t, len, (size_t)pages << PAGE_SHIFT);
 	}
-	if (vhost_blk_charge(req, len))
+	if (vhost_blk_charge(req, charge))
 		return -EAGAIN;
 	/* Nothing returns -EAGAIN from here on. */
 
@@ -431,7 +489,8 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 		req->used_len = len + 1;
 	}
 	if (!aligned)
-		return vhost_blk_bounce_rw(req, bdev, &data, sector, write, l);
+		return vhost_blk_bounce_rw(req, bdev, len, pages, sector,
+					   write, l);
 	return vhost_blk_rw(req, bdev, &data, sector,
 			    write ? VHOST_BLK_WRITE_OPF : REQ_OP_READ);
 }

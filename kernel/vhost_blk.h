@@ -33,7 +33,8 @@
  * whole logical blocks, as virtio allows) go through host pages. Host memory
  * is not the guest's to spend: each queue may hold this many bounce pages
  * (charged, as the request tables, to the owner's memory cgroup);
- * a request waits while they are in use and fails if it could never fit.
+ * a request waits while they are in use, and a larger one moves in windows
+ * of this many pages.
  */
 #define VHOST_BLK_BOUNCE_PAGES	1024
 
@@ -56,11 +57,21 @@ struct vhost_blk_disk {
 
 struct vhost_blk_vq;
 
-/* Host pages standing in for an unaligned guest buffer. */
+/*
+ * Host pages standing in for an unaligned guest buffer. A buffer larger than
+ * the pages moves in windows of at most VHOST_BLK_BOUNCE_PAGES, one at a
+ * time: the completion path copies a window out and starts the next.
+ */
 struct vhost_blk_bounce {
-	struct iovec *iov;			/* the guest buffer, for reads */
+	struct iovec *iov;			/* the guest's chain */
 	unsigned int nr_iov;
-	size_t len;
+	size_t skip;				/* bytes of @iov before the data */
+	size_t len;				/* data bytes in all */
+	size_t done;				/* bytes before this window */
+	size_t window;				/* bytes in this window */
+	struct block_device *bdev;
+	sector_t sector;			/* of the whole buffer */
+	bool write;
 	unsigned int nr_pages;
 	struct page *pages[];
 };
@@ -177,5 +188,6 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 void vhost_blk_req_end(struct vhost_blk_req *req);
 void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm);
 bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req);
+bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm);
 
 #endif /* VHOST_BLK_PRIV_H */

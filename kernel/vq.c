@@ -119,7 +119,8 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 	list = llist_reverse_order(llist_del_all(&bvq->done));
 	llist_for_each_entry_safe(req, tmp, list, done_node) {
 		/* Submitted again: it ends again later. */
-		if (vhost_blk_req_retry_zeroes(req))
+		if (vhost_blk_req_retry_zeroes(req) ||
+		    vhost_blk_req_next_window(req, publish))
 			continue;
 		vhost_blk_req_finish(req, publish);
 		if (publish) {

@@ -950,4 +950,52 @@ out:
 	nullb_remove("vbh_fast");
 }
 
+/* --- 7: unaligned requests larger than the bounce budget --- */
+
+TEST_F_TIMEOUT(slow, unaligned_8m_bounced_in_windows, 120)
+{
+	static const char *const attrs[] = {
+		"size", "64", "blocksize", "512", "memory_backed", "1", NULL };
+	const uint32_t len = 8 << 20;
+	uint8_t *buf, *check;
+	struct vreq w, r;
+	char path[64];
+	struct vdrv d;
+	int bdev, ret;
+
+	ret = nullb_create("vbh_big", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no null_blk: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, 24 << 20));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	check = malloc(len);
+	ASSERT_NE(NULL, check);
+
+	/* 8 MiB at +2 in 16 segments: twice the bounce pages a queue has. */
+	buf = vdrv_alloc(&d, len + 4096, 4096);
+	w = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, 0, 0);
+	w.data = buf + 2;
+	w.len = len;
+	vblk_fill(w.data, len, 7);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &w, 16, true, NULL));
+	ASSERT_EQ(0, vblk_pread(bdev, check, len, 0));
+	EXPECT_EQ(0, memcmp(check, w.data, len));
+
+	vblk_fill(check, len, 8);
+	ASSERT_EQ(0, vblk_pwrite(bdev, check, len, 0));
+	r = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 0);
+	r.data = buf + 2;
+	r.len = len;
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &r, 16, true, NULL));
+	EXPECT_EQ(0, memcmp(check, r.data, len));
+
+	free(check);
+	vdrv_close(&d);
+	close(bdev);
+	nullb_remove("vbh_big");
+}
+
 TEST_HARNESS_MAIN
