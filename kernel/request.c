@@ -37,7 +37,7 @@ static void vhost_blk_dirty_fn(struct work_struct *work)
 		bio_release_pages(&vbio->bio, true);
 		bio_put(&vbio->bio);
 		if (atomic_dec_and_test(&req->pending))
-			vhost_blk_req_end(req);
+			vhost_blk_req_ended(req);
 	}
 }
 
@@ -111,7 +111,7 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 	bio_release_pages(bio, false);
 	bio_put(bio);
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 }
 
 /* End of a bio without guest pages: flush, discard, write zeroes. */
@@ -122,7 +122,7 @@ static void vhost_blk_bio_end_io_nodata(struct bio *bio)
 	vhost_blk_bio_status(req, bio);
 	bio_put(bio);
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 }
 
 static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
@@ -168,7 +168,7 @@ static bool vhost_blk_bounce_copy(struct vhost_blk_bounce *b, bool to_guest)
  *
  * Context: process context, vq->mutex held.
  */
-void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
+void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 
@@ -304,18 +304,19 @@ bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm)
 	atomic_set(&req->pending, 1);
 	vhost_blk_bounce_submit(req, b);
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 	return true;
 }
 
 /*
  * Read or write @len bytes through @nr host pages (the first window), taken
- * from the queue's bounce budget (checked by the caller).
+ * from the queue's bounce budget (checked by the caller). Returns a
+ * VIRTIO_BLK_S_* status, as vhost_blk_rw().
  */
-static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
-			       struct block_device *bdev, size_t len,
-			       unsigned int nr, sector_t sector, bool write,
-			       const struct vhost_blk_layout *l)
+static u8 vhost_blk_bounce_rw(struct vhost_blk_req *req,
+			      struct block_device *bdev, size_t len,
+			      unsigned int nr, sector_t sector, bool write,
+			      const struct vhost_blk_layout *l)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 	struct vhost_blk_bounce *b;
@@ -416,26 +417,32 @@ static bool vhost_blk_zero_copy_ok(struct block_device *bdev,
 }
 
 /*
- * Charge @len bytes to the queue's in-flight budget, or -EAGAIN when they do
- * not fit beside what is in flight (a request alone always fits). Released
- * in vhost_blk_req_finish().
+ * Charge @len bytes to the queue's in-flight budget; false when they do not
+ * fit beside what is in flight (a request alone always fits). Released in
+ * vhost_blk_req_release().
  */
-static int vhost_blk_charge(struct vhost_blk_req *req, size_t len)
+static bool vhost_blk_charge(struct vhost_blk_req *req, size_t len)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 
 	if (bvq->inflight_bytes &&
 	    bvq->inflight_bytes + len > VHOST_BLK_INFLIGHT_BYTES)
-		return -EAGAIN;
+		return false;
 	bvq->inflight_bytes += len;
 	req->charged = len;
-	return 0;
+	return true;
 }
 
-static int vhost_blk_read_write(struct vhost_blk_req *req,
-				struct vhost_blk_disk *disk,
-				struct vhost_blk_layout *l,
-				struct iov_iter *out, bool write, u64 sector)
+/*
+ * Returns the request's status so far. Sets *@retry instead when it does not
+ * fit the queue's budgets now: nothing was allocated or submitted, and the
+ * request goes back on the ring (the status is then meaningless).
+ */
+static u8 vhost_blk_read_write(struct vhost_blk_req *req,
+			       struct vhost_blk_disk *disk,
+			       struct vhost_blk_layout *l,
+			       struct iov_iter *out, bool write, u64 sector,
+			       bool *retry)
 {
 	struct block_device *bdev = disk->bdev;
 	struct vhost_blk_vq *bvq = req->bvq;
@@ -477,12 +484,12 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 		pages = min_t(size_t, DIV_ROUND_UP(len, PAGE_SIZE),
 			      VHOST_BLK_BOUNCE_PAGES);
 		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
-			return -EAGAIN;
+			goto retry;
 		charge = min_t(size_t, len, (size_t)pages << PAGE_SHIFT);
 	}
-	if (vhost_blk_charge(req, charge))
-		return -EAGAIN;
-	/* Nothing returns -EAGAIN from here on. */
+	if (!vhost_blk_charge(req, charge))
+		goto retry;
+	/* Nothing asks for a retry from here on. */
 
 	if (!write) {
 		req->to_guest = true;
@@ -493,10 +500,14 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 					   write, l);
 	return vhost_blk_rw(req, bdev, &data, sector,
 			    write ? VHOST_BLK_WRITE_OPF : REQ_OP_READ);
+
+retry:
+	*retry = true;
+	return VIRTIO_BLK_S_OK;
 }
 
-static u8 vhost_blk_flush(struct vhost_blk_req *req,
-			  struct vhost_blk_disk *disk)
+static u8 vhost_blk_guest_flush(struct vhost_blk_req *req,
+				struct vhost_blk_disk *disk)
 {
 	struct bio *bio;
 
@@ -532,12 +543,13 @@ static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
  * charged to the weight and the in-flight budget by the bytes they cover:
  * write zeroes may become that many bytes of zero-page writes, and a discard
  * can keep a device as busy as a write. A request covers at most the budget
- * (VHOST_BLK_INFLIGHT_BYTES); one alone always runs.
+ * (VHOST_BLK_INFLIGHT_BYTES); one alone always runs. *@retry as in
+ * vhost_blk_read_write().
  */
-static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
-					  struct vhost_blk_disk *disk,
-					  struct iov_iter *out, u32 type,
-					  size_t *bytes)
+static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
+					 struct vhost_blk_disk *disk,
+					 struct iov_iter *out, u32 type,
+					 size_t *bytes, bool *retry)
 {
 	struct block_device *bdev = disk->bdev;
 	struct virtio_blk_discard_write_zeroes seg;
@@ -574,8 +586,10 @@ static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 	if (!nr)
 		return VIRTIO_BLK_S_OK;
 	*bytes = min_t(u64, (u64)nr << SECTOR_SHIFT, VHOST_BLK_INFLIGHT_BYTES);
-	if (vhost_blk_charge(req, *bytes))
-		return -EAGAIN;
+	if (!vhost_blk_charge(req, *bytes)) {
+		*retry = true;
+		return VIRTIO_BLK_S_OK;
+	}
 
 	if (zeroes && bdev_write_zeroes_sectors(bdev)) {
 		/* Offloaded: if the device refuses, zero pages (below). */
@@ -647,7 +661,7 @@ bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req)
 	vhost_blk_write_zero_pages(req, bdev, req->zeroes_sector,
 				   req->zeroes_nr);
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 	return true;
 }
 
@@ -700,10 +714,12 @@ static u16 vhost_blk_ioprio(u32 prio)
 	}
 }
 
-static int vhost_blk_dispatch(struct vhost_blk *blk,
-			      struct vhost_blk_disk *disk,
-			      struct vhost_blk_req *req,
-			      struct vhost_blk_layout *l, size_t *bytes)
+/* The request's status so far, or *@retry as in vhost_blk_read_write(). */
+static u8 vhost_blk_dispatch(struct vhost_blk *blk,
+			     struct vhost_blk_disk *disk,
+			     struct vhost_blk_req *req,
+			     struct vhost_blk_layout *l, size_t *bytes,
+			     bool *retry)
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct virtio_blk_outhdr hdr;
@@ -723,18 +739,20 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		*bytes = l->in_len;
-		return vhost_blk_read_write(req, disk, l, &out, false, sector);
+		return vhost_blk_read_write(req, disk, l, &out, false, sector,
+					    retry);
 	case VIRTIO_BLK_T_OUT:
 		*bytes = iov_iter_count(&out);
-		return vhost_blk_read_write(req, disk, l, &out, true, sector);
+		return vhost_blk_read_write(req, disk, l, &out, true, sector,
+					    retry);
 	case VIRTIO_BLK_T_FLUSH:
-		return vhost_blk_flush(req, disk);
+		return vhost_blk_guest_flush(req, disk);
 	case VIRTIO_BLK_T_GET_ID:
 		return vhost_blk_get_id(blk, req, l);
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		return vhost_blk_discard_write_zeroes(req, disk, &out, type,
-						      bytes);
+						      bytes, retry);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
 	}
@@ -742,8 +760,10 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 
 /*
  * Start the request whose chain the vhost core left in vq->iov. The request
- * ends exactly once through vhost_blk_req_end(), after its last bio or at
- * once when it needs no I/O. Returns the data bytes it moves (for weights).
+ * ends exactly once through vhost_blk_req_ended(), after its last bio or at
+ * once when it needs no I/O. Returns the data bytes it moves (for weights),
+ * or -EAGAIN when it does not fit the queue's budgets now: then nothing was
+ * allocated or submitted and the caller puts the chain back on the ring.
  *
  * Context: the queue's worker, vq->mutex held.
  */
@@ -754,8 +774,9 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct vhost_blk_layout l;
+	bool retry = false;
 	size_t bytes = 0;
-	int status;
+	u8 status;
 
 	req->status_ptr = NULL;
 	req->used_len = 1;
@@ -774,9 +795,8 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 		       req->head);
 		req->used_len = 0;
 	} else {
-		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes);
-		/* Nothing was allocated or submitted: retry later. */
-		if (status == -EAGAIN)
+		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes, &retry);
+		if (retry)
 			return -EAGAIN;
 		/* A bio may already have failed; keep the first error. */
 		if (status != VIRTIO_BLK_S_OK &&
@@ -785,6 +805,6 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	}
 
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 	return bytes;
 }

@@ -80,11 +80,19 @@ struct vhost_blk_bounce {
  * One request fetched from the avail ring and not yet published to the used
  * ring. Lives in the per-queue table; owned by the submitting kick handler,
  * then by its bios until the last one ends, then by the completion work.
+ *
+ * Its stages, one name each: fetched (the kick handler takes it from the
+ * avail ring), submitted (vhost_blk_req_submit() built and sent its bios),
+ * ended (its last bio ended: vhost_blk_req_ended() puts it on the queue's
+ * @ended list), completed (vhost_blk_vq_complete_ended() releases what it
+ * holds with vhost_blk_req_release() and publishes it to the used ring). A
+ * write-zeroes retry or the next bounce window submits it again from the
+ * completion path; it then ends again.
  */
 struct vhost_blk_req {
 	struct vhost_blk_vq *bvq;
 	struct vhost_blk_req *next_free;	/* table free list */
-	struct llist_node done_node;		/* on bvq->done */
+	struct llist_node ended_node;		/* on bvq->ended */
 	struct vhost_blk_bounce *bounce;	/* or NULL: zero-copy */
 	atomic_t pending;			/* bios in flight + 1 while submitting */
 	u8 __user *status_ptr;			/* the guest's status byte */
@@ -114,13 +122,13 @@ struct vhost_blk_bio {
  * A virtqueue and the requests it has in flight.
  *
  * Locking: vq.mutex protects the request table and free list, the
- * starved and paused flags, the two budgets (@bounce_pages, @inflight_bytes) and
- * vq.private_data (the struct vhost_blk_disk, set and
- * cleared only with vq.mutex held, as in vsock.c). @done is lock-free:
+ * starved and paused flags, the two budgets (@bounce_pages,
+ * @inflight_bytes) and vq.private_data (the struct vhost_blk_disk, set and
+ * cleared only with vq.mutex held, as in vsock.c). @ended is lock-free:
  * bios add to it from any context, only vq.mutex holders take from it.
  * @inflight counts requests whose bios have not all ended (a read bio ends
  * once @dirty_work released its pages); it reaches zero only after the
- * request is on @done. @dirty is lock-free like @done.
+ * request is on @ended. @dirty is lock-free like @ended.
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
@@ -132,7 +140,7 @@ struct vhost_blk_vq {
 	bool paused;				/* held still: memory table changing */
 	unsigned int bounce_pages;		/* in use by requests */
 	size_t inflight_bytes;			/* data of requests in flight */
-	struct llist_head done;
+	struct llist_head ended;
 	atomic_t inflight;
 	struct vhost_work complete_work;
 	struct llist_head dirty;		/* read bios to release */
@@ -185,8 +193,8 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 			     struct vhost_blk_disk *disk,
 			     struct vhost_blk_req *req, unsigned int out,
 			     unsigned int in);
-void vhost_blk_req_end(struct vhost_blk_req *req);
-void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm);
+void vhost_blk_req_ended(struct vhost_blk_req *req);
+void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm);
 bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req);
 bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm);
 
