@@ -31,7 +31,6 @@
 #include <linux/xarray.h>
 #include <net/genetlink.h>
 
-
 /* A stats reply with VHOST_BLK_MAX_QUEUES queues is about 3.7 KiB. */
 #define VHOST_BLK_NL_MSG_SIZE	8192
 

@@ -65,13 +65,16 @@ struct vhost_blk_capacity {
 	struct work_struct work;
 };
 
-#define vhost_blk_stat_inc(s, field, n) \
-	WRITE_ONCE((s)->field, (s)->field + (n))
+/* One writer (the vq->mutex holder), lockless readers. */
+static inline void vhost_blk_stat_add(u64 *counter, u64 n)
+{
+	WRITE_ONCE(*counter, *counter + n);
+}
 
 /* A kick found a backend. Context: vq->mutex held. */
 static inline void vhost_blk_stat_kick(struct vhost_blk_vq_stats *s)
 {
-	vhost_blk_stat_inc(s, kicks, 1);
+	vhost_blk_stat_add(&s->kicks, 1);
 }
 
 /* A request is being parsed: nothing known about it yet. */
@@ -112,7 +115,7 @@ static inline void vhost_blk_stat_parsed(struct vhost_blk_req_stat *rs,
 /* A request was started (it will complete). Context: vq->mutex held. */
 static inline void vhost_blk_stat_submitted(struct vhost_blk_vq_stats *s)
 {
-	vhost_blk_stat_inc(s, submitted, 1);
+	vhost_blk_stat_add(&s->submitted, 1);
 }
 
 /*
@@ -123,22 +126,22 @@ static inline void vhost_blk_stat_completed(struct vhost_blk_vq_stats *s,
 					    const struct vhost_blk_req_stat *rs,
 					    u8 status, u32 bytes)
 {
-	vhost_blk_stat_inc(s, reqs[rs->type], 1);
+	vhost_blk_stat_add(&s->reqs[rs->type], 1);
 	switch (status) {
 	case VIRTIO_BLK_S_OK:
-		vhost_blk_stat_inc(s, status_ok, 1);
+		vhost_blk_stat_add(&s->status_ok, 1);
 		if (rs->type == VHOST_BLK_STAT_IN)
-			vhost_blk_stat_inc(s, bytes_read, bytes);
+			vhost_blk_stat_add(&s->bytes_read, bytes);
 		else if (rs->type == VHOST_BLK_STAT_OUT)
-			vhost_blk_stat_inc(s, bytes_written, bytes);
+			vhost_blk_stat_add(&s->bytes_written, bytes);
 		else if (rs->type == VHOST_BLK_STAT_FLUSH)
-			vhost_blk_stat_inc(s, flushes, 1);
+			vhost_blk_stat_add(&s->flushes, 1);
 		break;
 	case VIRTIO_BLK_S_UNSUPP:
-		vhost_blk_stat_inc(s, status_unsupp, 1);
+		vhost_blk_stat_add(&s->status_unsupp, 1);
 		break;
 	default:
-		vhost_blk_stat_inc(s, status_ioerr, 1);
+		vhost_blk_stat_add(&s->status_ioerr, 1);
 		break;
 	}
 }
@@ -147,8 +150,8 @@ static inline void vhost_blk_stat_completed(struct vhost_blk_vq_stats *s,
 static inline void vhost_blk_stat_signalled(struct vhost_blk_vq_stats *s,
 					    unsigned int n)
 {
-	vhost_blk_stat_inc(s, signals, 1);
-	vhost_blk_stat_inc(s, signalled, n);
+	vhost_blk_stat_add(&s->signals, 1);
+	vhost_blk_stat_add(&s->signalled, n);
 }
 
 /*
