@@ -274,27 +274,29 @@ static int vhost_blk_nl_doit(struct sk_buff *skb, struct genl_info *info,
 	return genlmsg_reply(msg, info);
 }
 
-/* cb->args[0]: the next id to dump. */
+/* cb->args[0]: the first id not dumped yet. */
 static int vhost_blk_nl_dumpit(struct sk_buff *skb, struct netlink_callback *cb,
 			       vhost_blk_nl_fill_t fill)
 {
 	const struct genl_dumpit_info *info = genl_dumpit_info(cb);
+	unsigned long id, next = cb->args[0];
 	struct vhost_blk *blk;
-	unsigned long id;
 	int ret = 0;
 
 	mutex_lock(&vhost_blk_nl_lock);
 	xa_for_each_start(&vhost_blk_devs, id, blk, cb->args[0]) {
-		if (!vhost_blk_nl_visible(blk, cb->skb))
-			continue;
-		ret = vhost_blk_nl_msg(skb, blk, NETLINK_CB(cb->skb).portid,
-				       cb->nlh->nlmsg_seq, NLM_F_MULTI,
-				       info->op.cmd, fill);
-		if (ret)
-			break;
+		if (vhost_blk_nl_visible(blk, cb->skb)) {
+			ret = vhost_blk_nl_msg(skb, blk,
+					       NETLINK_CB(cb->skb).portid,
+					       cb->nlh->nlmsg_seq, NLM_F_MULTI,
+					       info->op.cmd, fill);
+			if (ret)
+				break;
+		}
+		next = id + 1;
 	}
 	mutex_unlock(&vhost_blk_nl_lock);
-	cb->args[0] = id;
+	cb->args[0] = next;
 	/* A device that does not fit an empty message is an error. */
 	if (ret && !skb->len)
 		return ret;

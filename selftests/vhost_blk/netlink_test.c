@@ -69,6 +69,7 @@ struct stats_info {
 			(a)->nla_len >= sizeof(struct nlattr) && (a)->nla_len <= (rem))
 #define nla_next(a, rem) ((rem) -= NLA_ALIGN((a)->nla_len), \
 			  (struct nlattr *)((char *)(a) + NLA_ALIGN((a)->nla_len)))
+#define nla_kind(a) ((a)->nla_type & NLA_TYPE_MASK)
 #define nla_data(a) ((void *)((char *)(a) + NLA_HDRLEN))
 #define nla_for_each(a, start, len, rem) \
 	for ((a) = (start), (rem) = (len); nla_ok(a, rem); (a) = nla_next(a, rem))
@@ -112,10 +113,10 @@ static void nl_parse_err(struct nlc *nl, struct nlmsghdr *h)
 		off += e->msg.nlmsg_len - NLMSG_HDRLEN;
 	nla_for_each(a, (struct nlattr *)((char *)h + off),
 		     (int)h->nlmsg_len - (int)off, rem) {
-		if (a->nla_type == NLMSGERR_ATTR_MSG)
+		if (nla_kind(a) == NLMSGERR_ATTR_MSG)
 			snprintf(nl->extack, sizeof(nl->extack), "%s",
 				 (char *)nla_data(a));
-		if (a->nla_type == NLMSGERR_ATTR_MISS_TYPE)
+		if (nla_kind(a) == NLMSGERR_ATTR_MISS_TYPE)
 			nl->miss_type = nla_u32(a);
 	}
 }
@@ -188,11 +189,11 @@ static void nl_family_msg(struct nlattr *attrs, int len, void *arg)
 	int rem, rem2, rem3;
 
 	nla_for_each(a, attrs, len, rem) {
-		if (a->nla_type == CTRL_ATTR_FAMILY_ID)
+		if (nla_kind(a) == CTRL_ATTR_FAMILY_ID)
 			nl->family = *(uint16_t *)nla_data(a);
-		if (a->nla_type == CTRL_ATTR_VERSION)
+		if (nla_kind(a) == CTRL_ATTR_VERSION)
 			nl->version = nla_u32(a);
-		if (a->nla_type != CTRL_ATTR_MCAST_GROUPS)
+		if (nla_kind(a) != CTRL_ATTR_MCAST_GROUPS)
 			continue;
 		nla_for_each(grp, (struct nlattr *)nla_data(a),
 			     a->nla_len - NLA_HDRLEN, rem2) {
@@ -201,9 +202,9 @@ static void nl_family_msg(struct nlattr *attrs, int len, void *arg)
 
 			nla_for_each(ga, (struct nlattr *)nla_data(grp),
 				     grp->nla_len - NLA_HDRLEN, rem3) {
-				if (ga->nla_type == CTRL_ATTR_MCAST_GRP_ID)
+				if (nla_kind(ga) == CTRL_ATTR_MCAST_GRP_ID)
 					gid = nla_u32(ga);
-				if (ga->nla_type == CTRL_ATTR_MCAST_GRP_NAME &&
+				if (nla_kind(ga) == CTRL_ATTR_MCAST_GRP_NAME &&
 				    !strcmp(nla_data(ga), VHOST_BLK_MCGRP_MONITOR))
 					monitor = true;
 			}
@@ -253,7 +254,7 @@ static void dev_msg(struct nlattr *attrs, int len, void *arg)
 	d = &l->d[l->n++];
 	memset(d, 0, sizeof(*d));
 	nla_for_each(a, attrs, len, rem) {
-		switch (a->nla_type) {
+		switch (nla_kind(a)) {
 		case VHOST_BLK_A_DEV_ID: d->id = nla_u32(a); break;
 		case VHOST_BLK_A_DEV_OWNER_PID:
 			d->owner_pid = nla_u32(a);
@@ -278,7 +279,7 @@ static void dev_msg(struct nlattr *attrs, int len, void *arg)
 			d->nq_listed++;
 			nla_for_each(q, (struct nlattr *)nla_data(a),
 				     a->nla_len - NLA_HDRLEN, rem2)
-				if (q->nla_type == VHOST_BLK_A_QUEUE_STARTED)
+				if (nla_kind(q) == VHOST_BLK_A_QUEUE_STARTED)
 					d->nq_started++;
 			break;
 		}
@@ -292,16 +293,16 @@ static void stats_msg(struct nlattr *attrs, int len, void *arg)
 	int rem, rem2;
 
 	nla_for_each(a, attrs, len, rem) {
-		if (a->nla_type == VHOST_BLK_A_STATS_ID)
+		if (nla_kind(a) == VHOST_BLK_A_STATS_ID)
 			s->id = nla_u32(a);
-		if (a->nla_type != VHOST_BLK_A_STATS_QUEUE || s->nq == VHOST_BLK_MAX_QUEUES)
+		if (nla_kind(a) != VHOST_BLK_A_STATS_QUEUE || s->nq == VHOST_BLK_MAX_QUEUES)
 			continue;
 		nla_for_each(q, (struct nlattr *)nla_data(a),
 			     a->nla_len - NLA_HDRLEN, rem2) {
-			if (q->nla_type > VHOST_BLK_A_QUEUE_STATS_MAX)
+			if (nla_kind(q) > VHOST_BLK_A_QUEUE_STATS_MAX)
 				continue;
-			s->q[s->nq].v[q->nla_type] =
-				q->nla_type == VHOST_BLK_A_QUEUE_STATS_INDEX ?
+			s->q[s->nq].v[nla_kind(q)] =
+				nla_kind(q) == VHOST_BLK_A_QUEUE_STATS_INDEX ?
 				nla_u32(q) : nla_u64(q);
 		}
 		s->nq++;
@@ -576,6 +577,7 @@ TEST_F(nl, stats_in_flight)
 		r[i] = vdrv_req_alloc(&self->d, VIRTIO_BLK_T_OUT, i * 256, 65536);
 		ASSERT_LE(0, vdrv_start(&self->d, q, &r[i], 4, false));
 	}
+	vdrv_kick(q);
 	for (i = 0; i < 8; i++)
 		ASSERT_EQ(0, vdrv_get_used(&self->d, q, &head, &len, 5000));
 	ASSERT_EQ(0, stats_get(&self->nl, self->id, &s));
@@ -661,9 +663,9 @@ static uint64_t wait_capacity_event(struct nlc *mon, uint32_t id, int ms)
 				continue;
 			nla_for_each(a, (struct nlattr *)((char *)g + GENL_HDRLEN),
 				     (int)(h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN), rem) {
-				if (a->nla_type == VHOST_BLK_A_EVENT_ID)
+				if (nla_kind(a) == VHOST_BLK_A_EVENT_ID)
 					got = nla_u32(a);
-				if (a->nla_type == VHOST_BLK_A_EVENT_CAPACITY)
+				if (nla_kind(a) == VHOST_BLK_A_EVENT_CAPACITY)
 					cap = nla_u64(a);
 			}
 			if (got == id)
