@@ -449,6 +449,18 @@ TEST_F(nl, dev_states)
 	EXPECT_EQ(f, d.features);
 	EXPECT_EQ(0, d.nq_started);
 
+	{
+		struct vhost_blk_params p = {
+			.size = sizeof(p),
+			.mask = VHOST_BLK_PARAM_SERIAL,
+			.serial = "nl-test-serial",
+		};
+
+		ASSERT_EQ(0, ioctl(fd, VHOST_BLK_SET_PARAMS, &p));
+		ASSERT_EQ(0, dev_get(&self->nl, id, &d));
+		EXPECT_STREQ("nl-test-serial", d.serial);
+	}
+
 	ASSERT_EQ(0, ioctl(fd, VHOST_RESET_OWNER));
 	ASSERT_EQ(0, dev_get(&self->nl, id, &d));
 	EXPECT_EQ(VHOST_BLK_STATE_NO_OWNER, d.state);
@@ -640,6 +652,26 @@ TEST_F(nl, unprivileged)
 	ASSERT_EQ(0, WEXITSTATUS(status));
 }
 
+/* A read-only attach shows as such. */
+TEST_F(nl, dev_read_only)
+{
+	struct dev_info di;
+	struct vdrv d;
+	int64_t id;
+	int fd;
+
+	fd = vdrv_open_on(&d, "/dev/ram1", O_RDONLY, MEM_SIZE, 1, 64);
+	ASSERT_LE(0, fd);
+	id = find_dev(&self->nl, getpid(), "ram1");
+	ASSERT_LE(0, id);
+	ASSERT_EQ(0, dev_get(&self->nl, id, &di));
+	EXPECT_TRUE(di.read_only);
+	EXPECT_EQ(1, di.minor);
+	EXPECT_EQ(1, di.num_queues);
+	vdrv_close(&d);
+	close(fd);
+}
+
 /* Wait for DEV_CAPACITY_CHANGED of @id; returns the capacity, or 0. */
 static uint64_t wait_capacity_event(struct nlc *mon, uint32_t id, int ms)
 {
@@ -754,7 +786,7 @@ static int run(const char *cmd, char *out, size_t size)
 /* build/<kver>/selftests/vhost_blk/../../../tools/vhostblkctl */
 static bool find_ctl(char *path, size_t size)
 {
-	char self[512];
+	char self[256];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
 	if (getenv("VHOSTBLKCTL")) {
@@ -771,7 +803,7 @@ static bool find_ctl(char *path, size_t size)
 
 TEST_F(nl, vhostblkctl_json)
 {
-	char ctl[600], cmd[700], want[128];
+	char ctl[512], cmd[2048], want[128];
 	char *out = malloc(1 << 16);
 	struct vreq r;
 	int i;
@@ -801,6 +833,28 @@ TEST_F(nl, vhostblkctl_json)
 	EXPECT_NE(NULL, strstr(out, want));
 	EXPECT_NE(NULL, strstr(out, "\"state\":\"attached\""));
 	EXPECT_NE(NULL, strstr(out, "\"num_queues\":2,"));
+
+	/* A dump (several messages per device of 16 queues fit). */
+	snprintf(cmd, sizeof(cmd), "%s -j stats 2>&1", ctl);
+	ASSERT_EQ(0, run(cmd, out, 1 << 16));
+	snprintf(want, sizeof(want), "{\"id\":%u,\"queues\":[", self->id);
+	EXPECT_NE(NULL, strstr(out, want));
+
+	/* The plain forms, for the log. */
+	snprintf(cmd, sizeof(cmd), "%s stats %u 2>&1; %s dev show 2>&1; %s -j -p dev show %u",
+		 ctl, self->id, ctl, ctl, self->id);
+	ASSERT_EQ(0, run(cmd, out, 1 << 16));
+	TH_LOG("%s", out);
+	snprintf(want, sizeof(want), "dev %u: state attached owner %d", self->id, getpid());
+	EXPECT_NE(NULL, strstr(out, want));
+	EXPECT_NE(NULL, strstr(out, "    requests: in 1 out 5 flush 0"));
+	EXPECT_NE(NULL, strstr(out, "  backing ram0 (1:0) capacity 32768 sectors\n"));
+
+	/* --watch: one whole JSON object per round. */
+	snprintf(cmd, sizeof(cmd), "timeout -s INT 2.5 %s -j stats %u --watch 1 | grep -c '^{\"time\":'",
+		 ctl, self->id);
+	run(cmd, out, 1 << 16);
+	EXPECT_LE(2, atoi(out));
 
 	/* The kernel's message for an unknown id reaches the user. */
 	snprintf(cmd, sizeof(cmd), "%s stats 2147483000 2>&1", ctl);
