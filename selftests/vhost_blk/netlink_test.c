@@ -719,7 +719,7 @@ static int grow(const char *file, int loopfd, size_t bytes)
  * hears about it once GET_CONFIG or a request sees the new size; nothing
  * is sent before.
  */
-TEST_F(nl, capacity_event)
+TEST_F_TIMEOUT(nl, capacity_event, 120)
 {
 	const char *file = "/tmp/vblk-nl-loop.img";
 	struct vhost_blk_config *c = calloc(1, sizeof(*c));
@@ -801,7 +801,8 @@ static bool find_ctl(char *path, size_t size)
 	return !access(path, X_OK);
 }
 
-TEST_F(nl, vhostblkctl_json)
+/* Starts vhostblkctl seven times and watches for 2.5 s: slow under TCG. */
+TEST_F_TIMEOUT(nl, vhostblkctl_json, 180)
 {
 	char ctl[512], cmd[2048], want[128];
 	char *out = malloc(1 << 16);
