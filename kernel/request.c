@@ -735,6 +735,8 @@ static u8 vhost_blk_dispatch(struct vhost_blk *blk,
 	type = vhost32_to_cpu(vq, hdr.type);
 	sector = vhost64_to_cpu(vq, hdr.sector);
 	req->ioprio = vhost_blk_ioprio(vhost32_to_cpu(vq, hdr.ioprio));
+	vhost_blk_stat_parsed(&req->stat, type);
+	vhost_blk_capacity_check(&blk->capacity, bdev_nr_sectors(disk->bdev));
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
@@ -786,6 +788,7 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->charged = 0;
 	req->ioprio = 0;
 	req->zeroes_bdev = NULL;
+	vhost_blk_stat_begin(&req->stat);
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);
 
