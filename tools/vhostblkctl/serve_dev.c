@@ -677,26 +677,49 @@ static const vu_handler vu_handlers[VHOST_USER_REQUEST_MAX] = {
 static void serve_log_msg(const struct serve_conn *c, const struct vu_msg *m)
 {
 	const union vhost_user_payload *p = &m->payload;
+	const char *nr = m->hdr.flags & VHOST_USER_NEED_REPLY ? "[NR]" : "";
+	const char *name = vu_request_name(m->hdr.request);
+	char what[160] = "";
 
 	if (!serve_verbose)
 		return;
-	switch (m->hdr.size) {
-	case 8:
-		serve_dbg("msg %lu: %s%s (0x%llx) fds %u", c->msgs,
-			  vu_request_name(m->hdr.request),
-			  m->hdr.flags & VHOST_USER_NEED_REPLY ? "[NR]" : "",
-			  (unsigned long long)p->u64, m->nfds);
+	switch (m->hdr.request) {
+	case VHOST_USER_SET_VRING_NUM:
+	case VHOST_USER_SET_VRING_BASE:
+	case VHOST_USER_GET_VRING_BASE:
+	case VHOST_USER_SET_VRING_ENABLE:
+		snprintf(what, sizeof(what), " vq %u num %u", p->state.index,
+			 p->state.num);
+		break;
+	case VHOST_USER_SET_VRING_ADDR:
+		snprintf(what, sizeof(what), " vq %u flags %u desc 0x%llx avail 0x%llx used 0x%llx",
+			 p->addr.index, p->addr.flags,
+			 (unsigned long long)p->addr.desc_user_addr,
+			 (unsigned long long)p->addr.avail_user_addr,
+			 (unsigned long long)p->addr.used_user_addr);
+		break;
+	case VHOST_USER_SET_VRING_KICK:
+	case VHOST_USER_SET_VRING_CALL:
+	case VHOST_USER_SET_VRING_ERR:
+		snprintf(what, sizeof(what), " vq %llu %s",
+			 (unsigned long long)(p->u64 & VHOST_USER_VRING_IDX_MASK),
+			 p->u64 & VHOST_USER_VRING_NOFD ? "no fd" : "fd");
+		break;
+	case VHOST_USER_GET_CONFIG:
+	case VHOST_USER_SET_CONFIG:
+		snprintf(what, sizeof(what), " offset %u size %u",
+			 p->config.offset, p->config.size);
+		break;
+	case VHOST_USER_SET_MEM_TABLE:
+		snprintf(what, sizeof(what), " %u regions", p->memory.nregions);
 		break;
 	default:
-		serve_dbg("msg %lu: %s%s size %u fds %u", c->msgs,
-			  vu_request_name(m->hdr.request),
-			  m->hdr.flags & VHOST_USER_NEED_REPLY ? "[NR]" : "",
-			  m->hdr.size, m->nfds);
+		if (m->hdr.size == sizeof(uint64_t))
+			snprintf(what, sizeof(what), " 0x%llx",
+				 (unsigned long long)p->u64);
 	}
-	if (m->hdr.request == VHOST_USER_GET_CONFIG ||
-	    m->hdr.request == VHOST_USER_SET_CONFIG)
-		serve_dbg("  config offset %u size %u", p->config.offset,
-			  p->config.size);
+	serve_dbg("msg %lu: %s%s%s (size %u, %u fds)", c->msgs, name, nr, what,
+		  m->hdr.size, m->nfds);
 }
 
 /* Answer a handled message: its reply, an ack, silence or a disconnect. */
