@@ -351,7 +351,8 @@ static bool serve_uevent_read(int s, dev_t disk)
 		if (serve_uevent_is_change(buf, n, disk))
 			hit = true;
 	}
-	return hit;
+	/* Events were dropped (ENOBUFS): ours may be among them. */
+	return hit || (n < 0 && errno == ENOBUFS);
 }
 
 static int serve_signals(void)
