@@ -570,7 +570,11 @@ static uint64_t u64_of(const struct vu_msg *r)
 #define QVA	0x7f1200000000ULL	/* QEMU's address of guest RAM */
 #define RAM	(4ULL << 20)
 
-/* QEMU 7.2's connect, start (2 queues) and stop; returns the memfd. */
+/*
+ * QEMU 7.2's connect, start (2 queues), hotplug and stop, with the failures
+ * a confused front-end can cause along the way. Long, but one linear
+ * scenario read top to bottom, as the daemon's -v log of a real QEMU.
+ */
 static void test_qemu_flow(void)
 {
 	struct vhost_user_vring_state st;
