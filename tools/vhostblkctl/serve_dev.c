@@ -518,6 +518,9 @@ static int vu_set_vring_file(struct serve_conn *c, struct vu_msg *m,
 	switch (m->hdr.request) {
 	case VHOST_USER_SET_VRING_KICK:
 		req = VHOST_SET_VRING_KICK;
+		if (!m->nfds)
+			serve_err("vring %u: no kick fd (polling asked for): the kernel only processes the ring when kicked",
+				  k.index);
 		break;
 	case VHOST_USER_SET_VRING_CALL:
 		req = VHOST_SET_VRING_CALL;
