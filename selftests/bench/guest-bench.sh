@@ -67,10 +67,10 @@ dev_null_blk() {
 }
 
 dev_scsi_debug() {
-	local b i
+	local b
 	# delay=0: answer at once; the queue still has blk-mq, a scheduler and wbt.
 	modprobe scsi_debug dev_size_mb="$BENCH_RANGE_MB" delay=0 || return 1
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		for b in /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/*; do
 			[ -e "$b" ] && [ -b "/dev/${b##*/}" ] && { echo "/dev/${b##*/}"; return 0; }
 		done
@@ -98,7 +98,6 @@ dev_info() {
 # ---- vhost-user back-ends, one per device, reconnected for every cell ----
 VU_PID=
 vu_wait() {
-	local i
 	for _ in $(seq 100); do
 		[ -S "$SOCK" ] && return 0
 		kill -0 "$VU_PID" 2>/dev/null || return 1
