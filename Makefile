@@ -7,6 +7,7 @@
 #   make KVER=<release>      only for one installed kernel
 #   make check               the test suite in a VM on every target kernel
 #   make soak                the long lane: big seeded soak and fuzzer
+#   make bench               data-plane benchmark in a VM (Documentation/bench.rst)
 #   make run                 the main job: build, boot, load, show it working
 #   make checkpatch sparse   static checks of the kernel code
 #
@@ -27,11 +28,11 @@ LINUX_SOURCE ?=
 
 CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
 
-.PHONY: all module selftests tools check soak run checkpatch sparse w1 clean help
+.PHONY: all module selftests tools check soak bench run checkpatch sparse w1 clean help
 all: module selftests tools
 
 help:
-	@sed -n '3,14p' $(TOP)/Makefile
+	@sed -n '3,15p' $(TOP)/Makefile
 
 module selftests: | $(BUILD)
 	@test -n "$(KVERS)" || { echo "no target kernel found: run scripts/deps.sh"; exit 1; }
@@ -53,6 +54,10 @@ check: all
 # The long lane: a 300,000-request soak and 100,000-chain fuzzer (~15 min).
 soak: all
 	@$(TOP)/scripts/soak.sh $(KVERS)
+
+# Not part of check: ~10 minutes per kernel, and the numbers need a quiet host.
+bench: all
+	@$(TOP)/scripts/bench.sh $(KVERS)
 
 run: all
 	@$(TOP)/scripts/demo.sh $(lastword $(KVERS))

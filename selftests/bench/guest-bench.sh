@@ -26,8 +26,12 @@ BENCH_DEVS="brd null_blk scsi_debug"
 BENCH_JOBS="randread-qd1:randread:4096:1:1 randwrite-qd1:randwrite:4096:1:1
 randread-qd32:randread:4096:32:1 randwrite-qd32:randwrite:4096:32:1
 randread-mq:randread:4096:32:0 read-128k:read:131072:8:1 write-128k:write:131072:8:1"
-# scsi_debug is slow under TCG: a short list.
-BENCH_JOBS_SCSI="randread-qd1 randread-qd32 randwrite-qd32"
+# Per device, the jobs to run (empty: all). null_blk without memory has no
+# data to stream; scsi_debug is slow under TCG: short lists.
+# shellcheck disable=SC2034 # read through ${!only}
+BENCH_ONLY_brd="" \
+	BENCH_ONLY_null_blk="randread-qd1 randwrite-qd1 randread-qd32 randwrite-qd32 randread-mq" \
+	BENCH_ONLY_scsi_debug="randread-qd1 randread-qd32 randwrite-qd32"
 BENCH_BACKENDS="vhost-blk qsd serve fio"
 # shellcheck disable=SC1091 # written by scripts/bench.sh
 [ -r "$VMRUN_OUT/bench.conf" ] && . "$VMRUN_OUT/bench.conf"
@@ -36,7 +40,6 @@ mkdir -p "$OUT"
 CELLS=$OUT/cells.jsonl
 : >"$CELLS"
 RANGE=$((BENCH_RANGE_MB << 20))
-SOCK=/run/bench-vu.sock
 failures=0
 
 say() { echo "bench: $*"; }
@@ -69,7 +72,8 @@ dev_null_blk() {
 dev_scsi_debug() {
 	local b
 	# delay=0: answer at once; the queue still has blk-mq, a scheduler and wbt.
-	modprobe scsi_debug dev_size_mb="$BENCH_RANGE_MB" delay=0 || return 1
+	# Without udev nothing loads the disk driver for us.
+	modprobe sd_mod && modprobe scsi_debug dev_size_mb="$BENCH_RANGE_MB" delay=0 || return 1
 	for _ in $(seq 50); do
 		for b in /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/*; do
 			[ -e "$b" ] && [ -b "/dev/${b##*/}" ] && { echo "/dev/${b##*/}"; return 0; }
@@ -95,41 +99,50 @@ dev_info() {
 	echo "{\"dev\": \"$2\", \"path\": \"$1\", \"scheduler\": \"${s:-none}\", \"wbt_lat_usec\": \"$w\", \"nr_requests\": \"$(cat "$q/nr_requests" 2>/dev/null)\", \"rotational\": \"$(cat "$q/rotational" 2>/dev/null)\"}" >>"$OUT/devices.jsonl"
 }
 
-# ---- vhost-user back-ends, one per device, reconnected for every cell ----
-VU_PID=
-vu_wait() {
+# ---- vhost-user back-ends: one of each per device, reconnected for every cell ----
+declare -A VU_PID=()
+vu_sock() { echo "/run/bench-$1.sock"; }
+
+# vu_start NAME DEV: start the daemon NAME (qsd, serve) on DEV unless it runs.
+vu_start() {
+	local sock pid
+	sock=$(vu_sock "$1")
+	pid=${VU_PID[$1]:-}
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		return 0
+	fi
+	[ -z "$pid" ] || say "$1 (pid $pid) died; restarting it"
+	rm -f "$sock"
+	case $1 in
+	qsd)
+		qemu-storage-daemon \
+			--object iothread,id=iot0 \
+			--blockdev "driver=host_device,node-name=d0,filename=$2,cache.direct=on,aio=native" \
+			--export "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=$sock,writable=on,num-queues=$NCPU,logical-block-size=512,iothread=iot0" \
+			>>"$OUT/qsd.log" 2>&1 &
+		;;
+	serve)
+		"$SERVE" serve --socket-path "$sock" --disk "$2" --num-queues "$NCPU" >>"$OUT/serve.log" 2>&1 &
+		;;
+	esac
+	pid=$!
+	VU_PID[$1]=$pid
 	for _ in $(seq 100); do
-		[ -S "$SOCK" ] && return 0
-		kill -0 "$VU_PID" 2>/dev/null || return 1
+		[ -S "$sock" ] && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
 		sleep 0.1
 	done
 	return 1
 }
 
-vu_stop() {
-	[ -n "$VU_PID" ] || return 0
-	kill "$VU_PID" 2>/dev/null
-	wait "$VU_PID" 2>/dev/null
-	VU_PID=
-	rm -f "$SOCK"
-}
-
-qsd_start() {
-	rm -f "$SOCK"
-	qemu-storage-daemon \
-		--object iothread,id=iot0 \
-		--blockdev "driver=host_device,node-name=d0,filename=$1,cache.direct=on,aio=native" \
-		--export "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=$SOCK,writable=on,num-queues=$NCPU,logical-block-size=512,iothread=iot0" \
-		>>"$OUT/qsd.log" 2>&1 &
-	VU_PID=$!
-	vu_wait
-}
-
-serve_start() {
-	rm -f "$SOCK"
-	"$SERVE" serve --socket-path "$SOCK" --disk "$1" --num-queues "$NCPU" >>"$OUT/serve.log" 2>&1 &
-	VU_PID=$!
-	vu_wait
+vu_stop_all() {
+	local n
+	for n in "${!VU_PID[@]}"; do
+		kill "${VU_PID[$n]}" 2>/dev/null
+		wait "${VU_PID[$n]}" 2>/dev/null
+		rm -f "$(vu_sock "$n")"
+	done
+	VU_PID=()
 }
 
 # ---- one cell ----
@@ -143,7 +156,12 @@ cell() {
 			--queues "$nq" --time "$BENCH_TIME" --range "$RANGE" 2>>"$OUT/errors.log") || rc=$?
 		;;
 	qsd | serve)
-		res=$("$TOOL" --backend vhost-user --socket "$SOCK" --cpu-pid "$VU_PID" --rw "$rw" \
+		if ! vu_start "$be" "$path"; then
+			say "FAILED: $be does not start on $path (see $be.log)"
+			failures=$((failures + 1))
+			return
+		fi
+		res=$("$TOOL" --backend vhost-user --socket "$(vu_sock "$be")" --cpu-pid "${VU_PID[$be]}" --rw "$rw" \
 			--bs "$bs" --qd "$qd" --queues "$nq" --time "$BENCH_TIME" --range "$RANGE" \
 			2>>"$OUT/errors.log") || rc=$?
 		;;
@@ -172,9 +190,10 @@ for dev in $BENCH_DEVS; do
 	path=$("dev_$dev") || { say "FAILED: cannot set up $dev"; failures=$((failures + 1)); continue; }
 	dev_info "$path" "$dev"
 	jobs=$BENCH_JOBS
-	if [ "$dev" = scsi_debug ]; then
+	only=BENCH_ONLY_$dev
+	if [ -n "${!only:-}" ]; then
 		jobs=$(for j in $BENCH_JOBS; do
-			case " $BENCH_JOBS_SCSI " in *" ${j%%:*} "*) echo "$j" ;; esac
+			case " ${!only} " in *" ${j%%:*} "*) echo "$j" ;; esac
 		done)
 	fi
 	for j in $jobs; do
@@ -183,15 +202,11 @@ for dev in $BENCH_DEVS; do
 		say "$dev $job ($(($(date +%s) - start))s)"
 		for rep in $(seq "$BENCH_REPS"); do
 			for be in $BENCH_BACKENDS; do
-				case $be in
-				qsd) qsd_start "$path" || { say "FAILED: qsd does not start on $path"; vu_stop; continue; } ;;
-				serve) serve_start "$path" || { say "FAILED: serve does not start on $path"; vu_stop; continue; } ;;
-				esac
 				cell "$dev" "$path" "$job" "$rw" "$bs" "$qd" "$nq" "$rep" "$be"
-				vu_stop
 			done
 		done
 	done
+	vu_stop_all
 	dev_remove "$dev"
 done
 say "done in $(($(date +%s) - start))s, $failures failed cells"
