@@ -55,7 +55,7 @@ check: all
 soak: all
 	@$(TOP)/scripts/soak.sh $(KVERS)
 
-# Not part of check: ~10 minutes per kernel, and the numbers need a quiet host.
+# Not part of check: 12-15 minutes per kernel, and the numbers need a quiet host.
 bench: all
 	@$(TOP)/scripts/bench.sh $(KVERS)
 
