@@ -7,6 +7,7 @@
 #   make KVER=<release>      only for one installed kernel
 #   make check               the test suite in a VM on every target kernel
 #   make soak                the long lane: big seeded soak and fuzzer
+#   make bench               data-plane benchmark in a VM (Documentation/bench.rst)
 #   make run                 the main job: build, boot, load, show it working
 #   make checkpatch sparse   static checks of the kernel code
 #
@@ -32,11 +33,11 @@ CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
 # the tools: NLGEN/uapi/linux/vhost_blk_nl.h and NLGEN/vhost-blk-nl.h.
 NLGEN := $(BUILD)/nl
 
-.PHONY: all nlgen module selftests tools check soak run checkpatch sparse w1 clean help
+.PHONY: all nlgen module selftests tools check soak bench run checkpatch sparse w1 clean help
 all: module selftests tools
 
 help:
-	@sed -n '3,14p' $(TOP)/Makefile
+	@sed -n '3,15p' $(TOP)/Makefile
 
 nlgen: | $(BUILD)
 	@$(TOP)/scripts/ynl-gen.sh $(NLGEN)
@@ -61,6 +62,10 @@ check: all
 # The long lane: a 300,000-request soak and 100,000-chain fuzzer (~15 min).
 soak: all
 	@$(TOP)/scripts/soak.sh $(KVERS)
+
+# Not part of check: 12-15 minutes per kernel, and the numbers need a quiet host.
+bench: all
+	@$(TOP)/scripts/bench.sh $(KVERS)
 
 run: all
 	@$(TOP)/scripts/demo.sh $(lastword $(KVERS))

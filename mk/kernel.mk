@@ -26,6 +26,9 @@ selftests: prep
 		KSFT_DIR=$(B)/src/tools/testing/selftests \
 		UAPI_INCLUDES="-I$(TOP)/include/uapi -I$(B)/uapi -I$(NLGEN)/uapi" \
 		CFLAGS_USER="$(CFLAGS_USER)"
+	@$(MAKE) -s -C $(TOP)/selftests/bench OUTPUT=$(B)/bench \
+		UAPI_INCLUDES="-I$(TOP)/include/uapi -I$(B)/uapi" \
+		CFLAGS_USER="$(CFLAGS_USER)"
 
 checkpatch: prep
 	@echo "  CHECKPATCH --strict ($(KVER))"

@@ -42,6 +42,7 @@ static void vdrv_state_reset(struct vdrv_queue *q)
 int vdrv_open(struct vdrv *d, size_t mem_size)
 {
 	memset(d, 0, sizeof(*d));
+	d->memfd = -1;
 	d->fd = open("/dev/vhost-blk", O_RDWR);
 	if (d->fd < 0)
 		return -errno;
@@ -50,6 +51,27 @@ int vdrv_open(struct vdrv *d, size_t mem_size)
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (d->mem == MAP_FAILED) {
 		close(d->fd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int vdrv_open_memfd(struct vdrv *d, size_t mem_size)
+{
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+	d->memfd = memfd_create("vdrv-guest-mem", MFD_CLOEXEC);
+	if (d->memfd < 0)
+		return -errno;
+	if (ftruncate(d->memfd, mem_size)) {
+		close(d->memfd);
+		return -errno;
+	}
+	d->mem_size = mem_size;
+	d->mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      d->memfd, 0);
+	if (d->mem == MAP_FAILED) {
+		close(d->memfd);
 		return -ENOMEM;
 	}
 	return 0;
@@ -80,12 +102,9 @@ uint64_t vdrv_gpa(struct vdrv *d, const void *p)
 	return VDRV_GPA_BASE + ((const uint8_t *)p - d->mem);
 }
 
-int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num)
+int vdrv_queue_init(struct vdrv *d, unsigned int i, unsigned int num)
 {
 	struct vdrv_queue *q = &d->q[i];
-	struct vhost_vring_state st = { .index = i, .num = num };
-	struct vhost_vring_addr addr = { .index = i };
-	struct vhost_vring_file f = { .index = i };
 
 	q->index = i;
 	q->num = num;
@@ -99,7 +118,27 @@ int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num)
 	if (!q->state)
 		return -ENOMEM;
 	vdrv_state_reset(q);
+	if (q->kick <= 0) {
+		q->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		q->call = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		q->err = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (q->kick < 0 || q->call < 0 || q->err < 0)
+			return -errno;
+	}
+	return 0;
+}
 
+int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num)
+{
+	struct vdrv_queue *q = &d->q[i];
+	struct vhost_vring_state st = { .index = i, .num = num };
+	struct vhost_vring_addr addr = { .index = i };
+	struct vhost_vring_file f = { .index = i };
+	int ret;
+
+	ret = vdrv_queue_init(d, i, num);
+	if (ret)
+		return ret;
 	if (ioctl(d->fd, VHOST_SET_VRING_NUM, &st))
 		return -errno;
 	st.num = 0;
@@ -110,12 +149,6 @@ int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num)
 	addr.used_user_addr = (uintptr_t)q->used;
 	if (ioctl(d->fd, VHOST_SET_VRING_ADDR, &addr))
 		return -errno;
-
-	if (q->kick <= 0) {
-		q->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		q->call = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		q->err = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	}
 	f.fd = q->kick;
 	if (ioctl(d->fd, VHOST_SET_VRING_KICK, &f))
 		return -errno;
@@ -232,7 +265,10 @@ void vdrv_close(struct vdrv *d)
 		d->q[i].state = NULL;
 	}
 	munmap(d->mem, d->mem_size);
+	if (d->memfd >= 0)
+		close(d->memfd);
 	d->fd = -1;
+	d->memfd = -1;
 }
 
 static void vdrv_publish(struct vdrv_queue *q, uint16_t head)
@@ -297,6 +333,22 @@ void vdrv_kick(struct vdrv_queue *q)
 		abort();
 }
 
+bool vdrv_kick_needed(struct vdrv *d, struct vdrv_queue *q, uint16_t old)
+{
+	uint16_t event, new = q->avail_idx;
+
+	if (!(d->features & (1ULL << VIRTIO_RING_F_EVENT_IDX))) {
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		return !(__atomic_load_n(&q->used->flags, __ATOMIC_ACQUIRE) &
+			 VRING_USED_F_NO_NOTIFY);
+	}
+	/* Order the avail index store before the avail_event load. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	event = __atomic_load_n((uint16_t *)&q->used->ring[q->num],
+				__ATOMIC_ACQUIRE);
+	return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+}
+
 static void vdrv_free_chain(struct vdrv_queue *q, uint16_t head)
 {
 	struct vdrv_ring_state *s = q->state;
@@ -310,6 +362,26 @@ static void vdrv_free_chain(struct vdrv_queue *q, uint16_t head)
 	s->chain_len[head] = 0;
 }
 
+int vdrv_reap(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
+	      uint32_t *len)
+{
+	uint16_t idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+	struct vring_used_elem *e;
+
+	if (idx == q->last_used)
+		return -EAGAIN;
+	e = &q->used->ring[q->last_used % q->num];
+	*head = e->id;
+	*len = e->len;
+	q->last_used++;
+	if (d->features & (1ULL << VIRTIO_RING_F_EVENT_IDX))
+		__atomic_store_n(&q->avail->ring[q->num], q->last_used,
+				 __ATOMIC_RELEASE);
+	if (*head < q->num)
+		vdrv_free_chain(q, *head);
+	return 0;
+}
+
 int vdrv_get_used(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
 		  uint32_t *len, int ms)
 {
@@ -317,22 +389,8 @@ int vdrv_get_used(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
 	uint64_t cnt;
 
 	for (;;) {
-		uint16_t idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
-
-		if (idx != q->last_used) {
-			struct vring_used_elem *e =
-				&q->used->ring[q->last_used % q->num];
-
-			*head = e->id;
-			*len = e->len;
-			q->last_used++;
-			if (d->features & (1ULL << VIRTIO_RING_F_EVENT_IDX))
-				__atomic_store_n(&q->avail->ring[q->num],
-						 q->last_used, __ATOMIC_RELEASE);
-			if (*head < q->num)
-				vdrv_free_chain(q, *head);
+		if (!vdrv_reap(d, q, head, len))
 			return 0;
-		}
 		/* No look after a timeout: a missing interrupt is a bug. */
 		if (poll(&pfd, 1, ms) <= 0)
 			return -ETIMEDOUT;

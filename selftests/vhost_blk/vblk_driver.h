@@ -32,7 +32,8 @@ struct vdrv_queue {
 };
 
 struct vdrv {
-	int fd;
+	int fd;				/* /dev/vhost-blk, or -1 */
+	int memfd;			/* guest memory's fd, or -1 */
 	uint8_t *mem;
 	size_t mem_size;
 	size_t mem_used;		/* bump allocator */
@@ -49,6 +50,13 @@ struct vseg {
 };
 
 int vdrv_open(struct vdrv *d, size_t mem_size);
+/*
+ * Guest memory only, shared from a memfd (d->memfd) as a vhost-user
+ * front-end needs it; no /dev/vhost-blk (d->fd is -1).
+ */
+int vdrv_open_memfd(struct vdrv *d, size_t mem_size);
+/* Rings in guest memory, eventfds, bookkeeping: no ioctl. */
+int vdrv_queue_init(struct vdrv *d, unsigned int i, unsigned int num);
 int vdrv_setup(struct vdrv *d, unsigned int nq, unsigned int num,
 	       uint64_t features);
 int vdrv_setup_queue(struct vdrv *d, unsigned int i, unsigned int num);
@@ -70,9 +78,20 @@ uint64_t vdrv_gpa(struct vdrv *d, const void *p);
 int vdrv_add(struct vdrv *d, struct vdrv_queue *q, const struct vseg *segs,
 	     unsigned int n, bool indirect);
 void vdrv_kick(struct vdrv_queue *q);
+/*
+ * Does the device want a kick for the entries published since avail index
+ * @old (EVENT_IDX's avail_event, or the used ring's NO_NOTIFY flag)?
+ */
+bool vdrv_kick_needed(struct vdrv *d, struct vdrv_queue *q, uint16_t old);
 /* Wait up to @ms for one used entry. Returns 0, or -ETIMEDOUT. */
 int vdrv_get_used(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
 		  uint32_t *len, int ms);
+/*
+ * Take one used entry if there is one (0), else -EAGAIN; never waits and
+ * leaves the call eventfd alone (the caller waits on q->call itself).
+ */
+int vdrv_reap(struct vdrv *d, struct vdrv_queue *q, uint32_t *head,
+	      uint32_t *len);
 /* Did the device report a broken queue on its error eventfd? */
 bool vdrv_error_signalled(struct vdrv_queue *q, int ms);
 
