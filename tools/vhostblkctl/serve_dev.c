@@ -404,8 +404,9 @@ static int vu_get_features(struct serve_conn *c, struct vu_msg *m, void *out,
 static int vu_set_features(struct serve_conn *c, struct vu_msg *m, void *out,
 			   uint32_t *out_size)
 {
+	struct vhost_blk_backend detach = { .size = sizeof(detach), .fd = -1 };
 	uint64_t f = m->payload.u64;
-	int ret;
+	int ret, ret2;
 
 	(void)out, (void)out_size;
 	if (f & ~c->features) {
@@ -415,11 +416,27 @@ static int vu_set_features(struct serve_conn *c, struct vu_msg *m, void *out,
 		return -EINVAL;
 	}
 	f &= ~(1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
-	/* Features change only on stopped rings. */
+	/*
+	 * Features change only on stopped rings, and the module refuses them
+	 * while a disk is attached (EBUSY): stop, detach, set, then attach
+	 * again, which restarts the rings that are still set up (none in
+	 * QEMU's start sequence, where SET_FEATURES precedes the rings).
+	 */
 	ret = serve_vqs_stop(c);
-	if (!ret)
-		ret = c->ops->ioctl(c->vfd, VHOST_SET_FEATURES, &f);
-	return ret;
+	if (ret)
+		return ret;
+	ret = c->ops->ioctl(c->vfd, VHOST_BLK_SET_BACKEND, &detach);
+	if (ret) {
+		serve_err("detaching the disk to change features: %s",
+			  strerror(-ret));
+		return ret;
+	}
+	ret = c->ops->ioctl(c->vfd, VHOST_SET_FEATURES, &f);
+	if (ret)
+		serve_err("VHOST_SET_FEATURES 0x%llx: %s",
+			  (unsigned long long)f, strerror(-ret));
+	ret2 = serve_vqs_start(c);
+	return ret ? ret : ret2;
 }
 
 static int vu_set_owner(struct serve_conn *c, struct vu_msg *m, void *out,
