@@ -28,24 +28,32 @@ LINUX_SOURCE ?=
 
 CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
 
-.PHONY: all module selftests tools e2e check soak run checkpatch sparse w1 clean help
+# Headers generated from Documentation/netlink/specs/vhost-blk.yaml by the
+# kernel's YNL generator (scripts/ynl-gen.sh), shared by every kernel and
+# the tools: NLGEN/uapi/linux/vhost_blk_nl.h and NLGEN/vhost-blk-nl.h.
+NLGEN := $(BUILD)/nl
+
+.PHONY: all nlgen module selftests tools e2e check soak run checkpatch sparse w1 clean help
 all: module selftests tools e2e
 
 help:
 	@sed -n '3,15p' $(TOP)/Makefile
 
-module selftests: | $(BUILD)
+nlgen: | $(BUILD)
+	@$(TOP)/scripts/ynl-gen.sh $(NLGEN)
+
+module selftests: nlgen | $(BUILD)
 	@test -n "$(KVERS)" || { echo "no target kernel found: run scripts/deps.sh"; exit 1; }
 	@set -e; for k in $(KVERS); do $(MAKE) -s --no-print-directory -f $(TOP)/mk/kernel.mk \
-		TOP=$(TOP) KVER=$$k LINUX_SOURCE=$(LINUX_SOURCE) \
+		TOP=$(TOP) KVER=$$k LINUX_SOURCE=$(LINUX_SOURCE) NLGEN=$(NLGEN) \
 		CFLAGS_USER="$(CFLAGS_USER)" $@; done
 
 # Userspace tools are built once, for the host: they talk to every kernel
 # through the project's uapi.
-tools: | $(BUILD)
+tools: nlgen | $(BUILD)
 	@echo "  TOOLS"
 	@$(MAKE) -s --no-print-directory -C $(TOP)/tools/vhostblkctl \
-		OUTPUT=$(BUILD)/tools UAPI_INCLUDES="-I$(TOP)/include/uapi" \
+		OUTPUT=$(BUILD)/tools UAPI_INCLUDES="-I$(TOP)/include/uapi -I$(NLGEN)/uapi" \
 		CFLAGS_USER="$(CFLAGS_USER)"
 
 # selftests/e2e's guest tools (static) and its level-2 guest initramfs per kernel.
@@ -66,9 +74,9 @@ soak: all
 run: all
 	@$(TOP)/scripts/demo.sh $(lastword $(KVERS))
 
-checkpatch sparse w1: | $(BUILD)
+checkpatch sparse w1: nlgen | $(BUILD)
 	@set -e; for k in $(KVERS); do $(MAKE) -s --no-print-directory -f $(TOP)/mk/kernel.mk \
-		TOP=$(TOP) KVER=$$k LINUX_SOURCE=$(LINUX_SOURCE) $@; done
+		TOP=$(TOP) KVER=$$k LINUX_SOURCE=$(LINUX_SOURCE) NLGEN=$(NLGEN) $@; done
 
 $(BUILD):
 	@mkdir -p $@

@@ -26,7 +26,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 {
 	struct vhost_virtqueue **vqs;
 	struct vhost_blk *blk;
-	int i;
+	int i, ret;
 
 	/* Large (one struct vhost_virtqueue per queue): allow vmalloc. */
 	blk = kvzalloc(sizeof(*blk), GFP_KERNEL | __GFP_RETRY_MAYFAIL);
@@ -50,6 +50,13 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	vhost_dev_init(&blk->dev, vqs, VHOST_BLK_MAX_QUEUES, UIO_MAXIOV,
 		       VHOST_BLK_WEIGHT_REQS, VHOST_BLK_WEIGHT_BYTES, true,
 		       NULL);
+	ret = vhost_blk_nl_register(blk, f);
+	if (ret) {
+		vhost_dev_cleanup(&blk->dev);
+		kfree(vqs);
+		kvfree(blk);
+		return ret;
+	}
 
 	f->private_data = blk;
 	return 0;
@@ -66,6 +73,7 @@ static int vhost_blk_release(struct inode *inode, struct file *f)
 
 	vhost_dev_stop(&blk->dev);
 	vhost_dev_cleanup(&blk->dev);
+	vhost_blk_nl_unregister(blk);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		vhost_blk_vq_free_reqs(&blk->vqs[i]);
 	kfree(blk->dev.vqs);
@@ -127,6 +135,7 @@ static long vhost_blk_ioctl_set_backend(struct vhost_blk *blk,
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (!ret)
 		ret = vhost_blk_set_backend(blk, arg.fd);
+	vhost_blk_nl_observe(blk, !ret);
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
 }
@@ -147,6 +156,7 @@ static long vhost_blk_ioctl_get_config(struct vhost_blk *blk,
 	mutex_lock(&blk->dev.mutex);
 	arg->len = vhost_blk_fill_config(blk, arg->config,
 					 sizeof(arg->config), &arg->features);
+	vhost_blk_nl_observe(blk, false);
 	mutex_unlock(&blk->dev.mutex);
 
 	if (copy_to_user(argp, arg, sizeof(*arg)))
@@ -332,6 +342,7 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 	default:
 		mutex_lock(&blk->dev.mutex);
 		ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);
+		vhost_blk_nl_ioctl_done(blk, ioctl, ret);
 		if (ret == -ENOIOCTLCMD)
 			ret = vhost_vring_ioctl(&blk->dev, ioctl, argp);
 		else
@@ -364,11 +375,17 @@ static int __init vhost_blk_init(void)
 	if (ret)
 		return ret;
 
-	ret = misc_register(&vhost_blk_misc);
+	ret = vhost_blk_nl_init();
 	if (ret)
 		goto err_request_exit;
+
+	ret = misc_register(&vhost_blk_misc);
+	if (ret)
+		goto err_nl_exit;
 	return 0;
 
+err_nl_exit:
+	vhost_blk_nl_exit();
 err_request_exit:
 	vhost_blk_request_exit();
 	return ret;
@@ -378,6 +395,7 @@ module_init(vhost_blk_init);
 static void __exit vhost_blk_exit(void)
 {
 	misc_deregister(&vhost_blk_misc);
+	vhost_blk_nl_exit();
 	vhost_blk_request_exit();
 }
 module_exit(vhost_blk_exit);

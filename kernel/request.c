@@ -508,6 +508,8 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 		return VIRTIO_BLK_S_IOERR;
 	type = vhost32_to_cpu(vq, hdr.type);
 	sector = vhost64_to_cpu(vq, hdr.sector);
+	vhost_blk_stat_parsed(&req->stat, type);
+	vhost_blk_capacity_check(&blk->capacity, bdev_nr_sectors(disk->bdev));
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
@@ -551,6 +553,7 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->to_guest = false;
 	req->bounce = NULL;
 	req->charged = 0;
+	vhost_blk_stat_begin(&req->stat);
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);
 

@@ -6,6 +6,8 @@
  *   backend.c  claiming the block device, config space, start/stop/drain
  *   vq.c       kick handler, request table, completion batching
  *   request.c  parsing one virtio-blk request and turning it into bios
+ *   netlink.c  the "vhost-blk" generic netlink family: device registry,
+ *              introspection, per-queue statistics (stats.h), events
  */
 #ifndef VHOST_BLK_PRIV_H
 #define VHOST_BLK_PRIV_H
@@ -20,6 +22,7 @@
 
 #include "vhost.h"
 #include "compat.h"
+#include "stats.h"
 
 /*
  * Work one kick may do before yielding the worker to other queues, as in
@@ -81,6 +84,7 @@ struct vhost_blk_req {
 	u16 head;
 	u8 status;				/* VIRTIO_BLK_S_* */
 	bool to_guest;				/* data moved into guest pages */
+	struct vhost_blk_req_stat stat;		/* for the counters */
 };
 
 /*
@@ -102,7 +106,8 @@ struct vhost_blk_bio {
  * cleared only with vq.mutex held, as in vsock.c). @done is lock-free:
  * bios add to it from any context, only vq.mutex holders take from it.
  * @inflight counts requests whose bios have not all ended; it reaches zero
- * only after the request is on @done.
+ * only after the request is on @done. @stats changes under vq.mutex and
+ * is read locklessly (stats.h).
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
@@ -116,13 +121,18 @@ struct vhost_blk_vq {
 	struct llist_head done;
 	atomic_t inflight;
 	struct vhost_work complete_work;
+	struct vhost_blk_vq_stats stats;
 };
 
 /*
- * Lock order: dev.mutex -> vq->mutex -> serial_lock. dev.mutex serializes
- * ioctls and protects @disk and @num_queues; kick and completion work take
- * only vq->mutex and see the disk through vq->private_data. @serial_lock
- * guards @serial, which GET_ID copies from the workers.
+ * Lock order: vhost_blk_nl_lock -> dev.mutex -> vq->mutex -> serial_lock.
+ * vhost_blk_nl_lock (netlink.c) guards the registry of devices and is held
+ * while netlink reads a device, which then takes the device's own locks;
+ * nothing holding dev.mutex may take it. dev.mutex serializes ioctls and
+ * protects @disk, @num_queues, @owner and @capacity.reported; kick and
+ * completion work take only vq->mutex and see the disk through
+ * vq->private_data. @serial_lock guards @serial, which GET_ID copies from
+ * the workers. @id and @euid are set at open and never change.
  */
 struct vhost_blk {
 	struct vhost_dev dev;
@@ -131,6 +141,10 @@ struct vhost_blk {
 	unsigned int num_queues;
 	spinlock_t serial_lock;		/* guards @serial */
 	u8 serial[VIRTIO_BLK_ID_BYTES];
+	u32 id;				/* in the netlink registry */
+	kuid_t euid;			/* of the opener: who may see it */
+	struct pid *owner;		/* VHOST_SET_OWNER caller's tgid */
+	struct vhost_blk_capacity capacity;
 };
 
 /* main.c */
@@ -163,5 +177,14 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 			     unsigned int in);
 void vhost_blk_req_end(struct vhost_blk_req *req);
 void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm);
+
+/* netlink.c */
+int vhost_blk_nl_init(void);
+void vhost_blk_nl_exit(void);
+int vhost_blk_nl_register(struct vhost_blk *blk, struct file *f);
+void vhost_blk_nl_unregister(struct vhost_blk *blk);
+void vhost_blk_nl_observe(struct vhost_blk *blk, bool attach);
+void vhost_blk_nl_ioctl_done(struct vhost_blk *blk, unsigned int ioctl,
+			     long ret);
 
 #endif /* VHOST_BLK_PRIV_H */

@@ -118,6 +118,7 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 	list = llist_reverse_order(llist_del_all(&bvq->done));
 	llist_for_each_entry_safe(req, tmp, list, done_node) {
 		vhost_blk_req_finish(req, publish);
+		vhost_blk_stat_completed(&bvq->stats, &req->stat, req->status, req->charged);
 		if (publish) {
 			if (req->status_ptr &&
 			    put_user(req->status, req->status_ptr))
@@ -134,6 +135,7 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 		if (vhost_add_used_n(vq, bvq->used, n))
 			vq_err(vq, "Faulted on updating the used ring\n");
 		vhost_signal(&blk->dev, vq);
+		vhost_blk_stat_signalled(&bvq->stats, n);
 	}
 
 	/* Entries or bounce pages were freed: fetch again. */
@@ -195,6 +197,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		goto out;
 	if (!vq_meta_prefetch(vq))
 		goto out;
+	vhost_blk_stat_kick(&bvq->stats);
 
 	vhost_disable_notify(&blk->dev, vq);
 	blk_start_plug(&plug);
@@ -244,6 +247,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			break;
 		}
 		bytes += moved;
+		vhost_blk_stat_submitted(&bvq->stats);
 	} while (!vhost_exceeds_weight(vq, ++reqs, bytes));
 	blk_finish_plug(&plug);
 out:

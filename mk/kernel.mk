@@ -4,7 +4,7 @@
 B := $(TOP)/build/$(KVER)
 KBUILD := /lib/modules/$(KVER)/build
 KMAKE = $(MAKE) -C $(KBUILD) M=$(B)/kernel VHOST_BLK_TOP=$(TOP) \
-	VHOST_SRC=$(B)/src/drivers/vhost CONFTEST=$(B)/conftest
+	VHOST_SRC=$(B)/src/drivers/vhost CONFTEST=$(B)/conftest NLGEN=$(NLGEN)
 
 .PHONY: prep module selftests checkpatch sparse w1 link
 
@@ -24,7 +24,7 @@ selftests: prep
 	@echo "  SELFTESTS $(KVER)"
 	@$(MAKE) -s -C $(TOP)/selftests/vhost_blk OUTPUT=$(B)/selftests/vhost_blk \
 		KSFT_DIR=$(B)/src/tools/testing/selftests \
-		UAPI_INCLUDES="-I$(TOP)/include/uapi -I$(B)/uapi" \
+		UAPI_INCLUDES="-I$(TOP)/include/uapi -I$(B)/uapi -I$(NLGEN)/uapi" \
 		CFLAGS_USER="$(CFLAGS_USER)"
 
 checkpatch: prep

@@ -5,7 +5,10 @@
  * The command line is dispatched as iproute2's vdpa does: global options,
  * then one object whose handler parses the rest.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "serve.h"
@@ -16,8 +19,27 @@ const char *vbc_progname = "vhostblkctl";
 static const struct vbc_cmd vbc_cmds[] = {
 	{ "serve", "vhost-user-blk back-end for QEMU on /dev/vhost-blk", cmd_serve },
 	{ "qemu-args", "print the QEMU options for a serve daemon", cmd_qemu_args },
+	{ "dev", "vhost-blk devices (dev show [ID])", vbc_cmd_dev },
+	{ "stats", "per-queue counters (stats [ID] [--watch SECONDS])",
+	  vbc_cmd_stats },
 	{ NULL },
 };
+
+int vbc_parse_id(const char *s, uint32_t *id)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v > UINT32_MAX || s[0] == '-') {
+		fprintf(stderr, "%s: \"%s\" is not a device id (a number, as "
+			"\"%s dev show\" lists)\n", vbc_progname, s, vbc_progname);
+		return -1;
+	}
+	*id = v;
+	return 0;
+}
 
 static void usage(FILE *f)
 {

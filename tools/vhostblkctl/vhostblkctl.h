@@ -6,13 +6,16 @@
  *   serve*.c      `serve`: vhost-user-blk backend for QEMU on /dev/vhost-blk
  *   vu_*.c        the vhost-user protocol: message parsing and validation
  *   qemu_args.c   `qemu-args`: the QEMU options that match a daemon
- *   nl*.c         `dev show`, `stats`: the vhost-blk generic netlink family
+ *   nl.c          requests to the vhost-blk generic netlink family
+ *   dev.c         `dev show`: devices, their backing disk and state
+ *   stats.c       `stats`: per-queue counters, once or --watch
  *   json.c        JSON output for -j
  */
 #ifndef VHOSTBLKCTL_H
 #define VHOSTBLKCTL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Options before OBJECT, shared by every command. */
 struct vbc_opts {
@@ -31,5 +34,12 @@ struct vbc_cmd {
 };
 
 extern const char *vbc_progname;
+
+/* A device id argument; prints the problem and returns -1 if not one. */
+int vbc_parse_id(const char *s, uint32_t *id);
+
+/* nl*.c users: the OBJECTs over the vhost-blk netlink family. */
+int vbc_cmd_dev(const struct vbc_opts *opts, int argc, char **argv);
+int vbc_cmd_stats(const struct vbc_opts *opts, int argc, char **argv);
 
 #endif /* VHOSTBLKCTL_H */
