@@ -10,12 +10,12 @@ set -eu
 kver=$1 out=$2 pattern=$3
 dir=$(cd "$(dirname "$0")" && pwd -P)
 L2_LIB_DIR=$(cd "$dir/../vm" && pwd -P)
-# shellcheck source=selftests/vm/l2-lib.sh
+# shellcheck source=../vm/l2-lib.sh
 . "$L2_LIB_DIR/l2-lib.sh"
 MODS="virtio_blk virtio_pci crc32c_generic ext4"
 BINS="$pattern /usr/sbin/mkfs.ext4 /usr/sbin/fsck.ext4"
 
-# shellcheck disable=SC2086 # lists
+# shellcheck disable=SC2086,SC2046 # lists
 want=$(
 	echo "e2e-initrd 1 $kver $MODS $BINS"
 	sha256sum /bin/busybox "$dir/guest.sh" "$L2_LIB_DIR/l2-lib.sh" "$L2_LIB_DIR/initramfs-lib.sh" \

@@ -6,21 +6,69 @@
 # device stop and start), finds the pattern again, then makes, fills, checks an ext4 file system.
 # After the guest powers off, the host checks the backing disk itself: the pattern beyond the
 # file system and fsck of the file system. Meanwhile `vhostblkctl -j stats` must count the I/O.
-. "$(dirname "$0")/e2e-lib.sh"
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 DISK=/dev/ram0
 SEED=1501
-e2e_setup 10
+# Case 8: after the guest's pattern write and read, before anything else writes, the module's
+# counters (vhostblkctl -j stats, summed over the queues of the one device) must show exactly
+# the bytes the guest wrote, at least the bytes it read, no errors, nothing in flight.
+stats_check() {
+	if [ "$E2E_BACKEND" != serve ]; then
+		tap_skip "vhostblkctl -j stats counts the guest's I/O" "the $E2E_BACKEND back end does not use /dev/vhost-blk"
+		return
+	fi
+	wrote=$(guest_console g0 | sed -n 's/^vblk_pattern: write .* bytes=\([0-9]*\) .* OK$/\1/p' | head -n 1)
+	read=$(guest_console g0 | sed -n 's/^vblk_pattern: verify .* bytes=\([0-9]*\) .* OK$/\1/p' | head -n 1)
+	flushes=0
+	guest_console g0 | grep -q '^E2E-OK disk .*cache=write back' && flushes=1
+	if ! json=$("$VBC" -j stats 2>&1); then
+		tap_fail "vhostblkctl -j stats counts the guest's I/O: vhostblkctl failed"
+		printf '%s\n' "$json" | diag
+		return
+	fi
+	echo "# vhostblkctl -j stats: $json"
+	if why=$(printf '%s' "$json" | python3 -c '
+import json, sys
+wrote, read, flushes = (int(a) for a in sys.argv[1:4])
+devs = json.load(sys.stdin)["stats"]
+if len(devs) != 1:
+    sys.exit("%d devices, expected 1" % len(devs))
+t = {}
+for q in devs[0]["queues"]:
+    for k, v in q.items():
+        if isinstance(v, int):
+            t[k] = t.get(k, 0) + v
+bad = []
+if t["bytes_written"] != wrote: bad.append("bytes_written %d != %d" % (t["bytes_written"], wrote))
+if t["bytes_read"] < read: bad.append("bytes_read %d < %d" % (t["bytes_read"], read))
+if t["req_out"] < 1 or t["req_in"] < 1: bad.append("no read or write requests counted")
+if flushes and t["req_flush"] < 1: bad.append("no FLUSH counted")
+for k in ("status_ioerr", "req_invalid", "req_unsupported", "in_flight"):
+    if t[k]: bad.append("%s %d" % (k, t[k]))
+print("; ".join(bad) if bad else "writes %d B in %d requests, reads %d B in %d, flushes %d"
+      % (t["bytes_written"], t["req_out"], t["bytes_read"], t["req_in"], t["req_flush"]))
+sys.exit(1 if bad else 0)
+' "${wrote:-0}" "${read:-0}" "$flushes" 2>&1); then
+		tap_ok "vhostblkctl -j stats counts the guest's I/O: $why"
+	else
+		tap_fail "vhostblkctl -j stats counts the guest's I/O: $why"
+	fi
+}
+
+e2e_setup 11
 E2E_DAEMON_OF=d0
 t0=$(now)
 disk_clear_head $DISK
 daemon_start d0 $DISK || skip_all "the daemon did not start (log above)"
 E2E_REBOOT=1 guest_start g0 d0 data $SEED
-if wait_state g0 counted 180; then
-	# TODO stats (case 8) once vhostblkctl has them
+if wait_state g0 counted 240; then
+	stats_check
 	guest_go g0
 	guest_wait g0 200
 else
+	tap_fail "vhostblkctl -j stats counts the guest's I/O: the guest never got that far"
 	guest_kill g0
 fi
 guest_check g0 disk "guest sees the vhost-user-blk disk" &&

@@ -1,10 +1,10 @@
 # shellcheck shell=sh
 # SPDX-License-Identifier: GPL-2.0
 # Body of the end-to-end tests' level-2 guest (busybox sh, run by l2-lib's /init, which powers
-# off when this returns). e2e-lib.sh prepends PATTERN=<path of vblk_pattern in the initramfs>.
+# off when this returns). build-initrd.sh prepends PATTERN=<path of vblk_pattern in the initramfs>.
 # The kernel command line says what to do: e2e.case=NAME e2e.seed=N. Each check prints one line
 #   E2E-OK <check> [detail]   or   E2E-FAIL <check> <why>
-# and the host side (e2e-lib.sh) waits for and judges these lines; E2E-STATE lines tell the host
+# and the host side (lib.sh) waits for and judges these lines; E2E-STATE lines tell the host
 # where the guest is when the host has to act (kill qemu, restart the daemon, grow the disk).
 # The disk is /dev/vda (vhost-user-blk-pci); /dev/ttyS1, when the host gives one, carries the
 # host's "go" lines back to the guest.
@@ -12,7 +12,8 @@
 DISK=/dev/vda
 CASE=
 SEED=1
-for w in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for w in $cmdline; do
 	case $w in
 	e2e.case=*) CASE=${w#e2e.case=} ;;
 	e2e.seed=*) SEED=${w#e2e.seed=} ;;
@@ -49,7 +50,8 @@ wait_disk() {
 		_i=$((_i + 1))
 	done
 	[ -b $DISK ] || { fail disk "no $DISK after 10 s"; ls /sys/block; return 1; }
-	ok disk "$(cat /sys/block/vda/size) sectors, $(ls /sys/block/vda/mq | wc -l) queues," \
+	set -- /sys/block/vda/mq/*
+	ok disk "$(cat /sys/block/vda/size) sectors, $# queues," \
 		"ro=$(cat /sys/block/vda/ro) cache=$(cat /sys/block/vda/queue/write_cache)"
 }
 
@@ -110,7 +112,7 @@ case_restart() {
 
 # Case 6: a read-only disk reads fine and refuses writes.
 case_ro() {
-	[ "$(cat /sys/block/vda/ro)" = 1 ] && ok ro-flag || fail ro-flag "/sys/block/vda/ro is not 1"
+	if [ "$(cat /sys/block/vda/ro)" = 1 ]; then ok ro-flag; else fail ro-flag "/sys/block/vda/ro is not 1"; fi
 	check ro-read pattern verify $DISK --seed "$SEED" --plan 64k:2
 	check ro-write-refused pattern write-fails $DISK
 	if dd if=/dev/zero of=$DISK bs=4k count=1 conv=fsync 2>/dev/null; then
@@ -147,10 +149,31 @@ case_rw() {
 	check pattern-verify pattern verify $DISK --seed "$SEED" --plan 32k:2,1m:1
 }
 
+# make run: visible I/O on the vhost-blk disk.
+case_demo() {
+	set -- /sys/block/vda/mq/*
+	echo "demo: /dev/vda is $(($(cat /sys/block/vda/size) / 2048)) MiB, $# queues"
+	check pattern-write pattern write $DISK --seed "$SEED" --flush || return
+	check pattern-verify pattern verify $DISK --seed "$SEED" --plan 8k:4,1m:2 || return
+	echo "demo: mkfs.ext4 /dev/vda; mount; write 8 files; umount; fsck"
+	mkfs.ext4 -q -F $DISK && mkdir -p /mnt/fs && mount -t ext4 $DISK /mnt/fs || return
+	_i=0
+	while [ $_i -lt 8 ]; do
+		dd if=/dev/urandom of=/mnt/fs/file$_i bs=64k count=8 2>/dev/null
+		_i=$((_i + 1))
+	done
+	sync
+	df -h /mnt/fs | sed 's/^/demo: /'
+	md5sum /mnt/fs/file0 | sed 's/^/demo: /'
+	umount /mnt/fs
+	wait_host demo-stats
+	check fsck fsck.ext4 -fn $DISK
+}
+
 echo "e2e-guest: case=$CASE seed=$SEED kernel $(uname -r)"
 if wait_disk; then
 	case $CASE in
-	data | persist | restart | ro | grow | rw) "case_$CASE" ;;
+	data | persist | restart | ro | grow | rw | demo) "case_$CASE" ;;
 	*) fail case "unknown case '$CASE'" ;;
 	esac
 fi

@@ -4,7 +4,7 @@
 # module loaded: a vhost-user-blk daemon per disk, level-2 QEMU/KVM guests on vhost-user-blk-pci
 # whose /init runs guest.sh, TAP output, and enough of every log on failure to diagnose it.
 #
-#   . "$(dirname "$0")/e2e-lib.sh"
+#   . "$(dirname "$0")/lib.sh"
 #   e2e_setup 3                      # plan; skips everything when no KVM or no daemon
 #   daemon_start d0 /dev/ram0        # [ro]; socket $E2E_WORK/d0.sock
 #   guest_start g0 d0 data 42        # guest g0 on d0's socket, e2e.case=data, seed 42
@@ -14,12 +14,15 @@
 # The guest's initramfs (build/KVER/e2e/initrd.gz, guest.sh as its body) is built by make.
 # E2E_BACKEND=serve (default: build/tools/vhostblkctl serve) or qsd (qemu-storage-daemon's
 # vhost-user-blk export, QEMU's own back end: the same device for the guest, so the tests'
-# machinery can be checked against it). E2E_KEEP=1 keeps the work dir.
+# machinery can be checked against it). E2E_KEEP=1 keeps the work dir. Guest consoles and
+# daemon logs go to $VMRUN_OUT/TEST.logs/ when run by vmrun (the host sees them live).
 set -u
 
-E2E_DIR=$(cd "$(dirname "$0")" && pwd -P)
+# Callers outside selftests/e2e (scripts/demo-guest.sh) set E2E_DIR.
+E2E_DIR=${E2E_DIR:-$(cd "$(dirname "$0")" && pwd -P)}
 E2E_REPO=$(cd "$E2E_DIR/../.." && pwd -P)
 L2_LIB_DIR=$E2E_REPO/selftests/vm
+# shellcheck source=../vm/l2-lib.sh
 . "$L2_LIB_DIR/l2-lib.sh"
 VBC=$E2E_REPO/build/tools/vhostblkctl
 PATTERN=$E2E_REPO/build/e2e/vblk_pattern
@@ -30,6 +33,9 @@ E2E_N=0
 E2E_FAILED=0
 E2E_PLAN=0
 E2E_WORK=
+E2E_LOG=
+E2E_DAEMON_RC=0
+E2E_QEMU_RC=0
 
 now() { date +%s; }
 
@@ -89,6 +95,13 @@ e2e_setup() {
 	echo "TAP version 13"
 	echo "1..$E2E_PLAN"
 	E2E_WORK=$(mktemp -d /tmp/e2e.XXXXXX)
+	# Consoles and daemon logs where vmrun brings them back (and they can be watched live).
+	E2E_LOG=$E2E_WORK
+	if [ -n "${VMRUN_OUT:-}" ]; then
+		E2E_LOG=$VMRUN_OUT/$(basename "$0" .sh).logs
+		rm -rf "$E2E_LOG"
+		mkdir -p "$E2E_LOG" || E2E_LOG=$E2E_WORK
+	fi
 	trap e2e_cleanup EXIT
 	trap 'exit 1' INT TERM
 	_why=$(l2_kvm_ready) || skip_all "$_why"
@@ -120,11 +133,11 @@ daemon_start() {
 	_sock=$E2E_WORK/$_name.sock
 	echo "$_disk" >"$E2E_WORK/$_name.disk"
 	echo "$_ro" >"$E2E_WORK/$_name.ro"
-	echo "---- start $(date +%T) ----" >>"$E2E_WORK/$_name.dlog"
+	echo "---- start $(date +%T) ----" >>"$E2E_LOG/$_name.dlog"
 	case $E2E_BACKEND in
 	serve)
 		"$VBC" serve --socket-path "$_sock" --disk "$_disk" --num-queues $E2E_QUEUES \
-			${_ro:+--read-only} -v >>"$E2E_WORK/$_name.dlog" 2>&1 &
+			${_ro:+--read-only} -v >>"$E2E_LOG/$_name.dlog" 2>&1 &
 		;;
 	qsd)
 		_w=on
@@ -132,7 +145,8 @@ daemon_start() {
 		qemu-storage-daemon \
 			--blockdev "driver=host_device,node-name=d0,filename=$_disk,cache.direct=on,aio=native" \
 			--export "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=$_sock,writable=$_w,num-queues=$E2E_QUEUES" \
-			>>"$E2E_WORK/$_name.dlog" 2>&1 &
+			--chardev "socket,id=qmp,path=$E2E_WORK/$_name.qmp,server=on,wait=off" --monitor chardev=qmp \
+			>>"$E2E_LOG/$_name.dlog" 2>&1 &
 		;;
 	esac
 	echo $! >"$E2E_WORK/$_name.dpid"
@@ -149,6 +163,7 @@ daemon_listening() {
 	grep -q "$E2E_WORK/$1.sock" /proc/net/unix
 }
 
+# shellcheck disable=SC2034 # E2E_DAEMON_RC is for the callers
 # daemon_stop NAME [SIGNAL]: signal it (TERM) and wait up to 10 s; status in E2E_DAEMON_RC.
 daemon_stop() {
 	_p=$(daemon_pid "$1")
@@ -163,7 +178,7 @@ proc_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 daemon_log() {
 	echo "---- last lines of daemon $1's log ----" | diag
-	tail -n "${2:-25}" "$E2E_WORK/$1.dlog" 2>/dev/null | diag
+	tail -n "${2:-25}" "$E2E_LOG/$1.dlog" 2>/dev/null | diag
 }
 
 # ---- guests ----
@@ -178,10 +193,10 @@ guest_start() {
 	[ "${E2E_RECONNECT:-0}" = 0 ] || _rc=,reconnect=1
 	rm -f "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out" "$E2E_WORK/$_name.qpid"
 	mkfifo "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out"
-	echo "$(now)" >"$E2E_WORK/$_name.start"
+	now >"$E2E_WORK/$_name.start"
 	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-256} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-240} \
 		L2_REBOOT=${E2E_REBOOT:-0} L2_APPEND="loglevel=4 e2e.case=$_case e2e.seed=$_seed" \
-		l2_boot "$E2E_INITRD" "$E2E_WORK/$_name.console" -smp 2 \
+		l2_boot "$E2E_INITRD" "$E2E_LOG/$_name.console" -smp 2 \
 		-pidfile "$E2E_WORK/$_name.qpid" \
 		-chardev "socket,id=vub,path=$_sock$_rc" \
 		-device "vhost-user-blk-pci,chardev=vub,num-queues=$E2E_QUEUES" \
@@ -192,7 +207,7 @@ guest_start() {
 	cat "$E2E_WORK/$_name.ctl.out" >/dev/null 2>&1 &
 }
 
-guest_console() { tr -d '\r' 2>/dev/null <"$E2E_WORK/$1.console"; }
+guest_console() { tr -d '\r' 2>/dev/null <"$E2E_LOG/$1.console"; }
 
 guest_running() { kill -0 "$(cat "$E2E_WORK/$1.job")" 2>/dev/null; }
 
