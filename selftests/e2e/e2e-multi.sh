@@ -18,6 +18,7 @@ t0=$(now)
 "$PATTERN" write $RO_DISK --seed $SEED --plan 1m:2 >/dev/null || skip_all "cannot write $RO_DISK"
 sum_before=$(sha256sum <$RO_DISK)
 half=$(($(blockdev --getsz $BASE) / 2))
+modprobe dm-mod 2>/dev/null
 dmsetup create $DM --table "0 $half linear $BASE 0" || skip_all "dmsetup create failed"
 E2E_DM=$DM
 daemon_start dro $RO_DISK ro || skip_all "the daemon did not start (log above)"

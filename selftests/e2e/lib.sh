@@ -24,11 +24,11 @@ E2E_REPO=$(cd "$E2E_DIR/../.." && pwd -P)
 L2_LIB_DIR=$E2E_REPO/selftests/vm
 # shellcheck source=../vm/l2-lib.sh
 . "$L2_LIB_DIR/l2-lib.sh"
-VBC=$E2E_REPO/build/tools/vhostblkctl
+VBC=${E2E_VBC:-$E2E_REPO/build/tools/vhostblkctl}
 PATTERN=$E2E_REPO/build/e2e/vblk_pattern
 E2E_INITRD=$E2E_REPO/build/$(uname -r)/e2e/initrd.gz
 E2E_BACKEND=${E2E_BACKEND:-serve}
-E2E_QUEUES=2
+E2E_QUEUES=${E2E_QUEUES:-2}
 E2E_N=0
 E2E_FAILED=0
 E2E_PLAN=0
@@ -196,7 +196,7 @@ guest_start() {
 	now >"$E2E_WORK/$_name.start"
 	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-256} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-240} \
 		L2_REBOOT=${E2E_REBOOT:-0} L2_APPEND="loglevel=4 e2e.case=$_case e2e.seed=$_seed" \
-		l2_boot "$E2E_INITRD" "$E2E_LOG/$_name.console" -smp 2 \
+		l2_boot "$E2E_INITRD" "$E2E_LOG/$_name.console" -smp "${E2E_SMP:-2}" \
 		-pidfile "$E2E_WORK/$_name.qpid" \
 		-chardev "socket,id=vub,path=$_sock$_rc" \
 		-device "vhost-user-blk-pci,chardev=vub,num-queues=$E2E_QUEUES" \
