@@ -61,12 +61,12 @@ e2e_setup 11
 E2E_DAEMON_OF=d0
 t0=$(now)
 disk_clear_head $DISK
-daemon_start d0 $DISK || skip_all "the daemon did not start (log above)"
+daemon_start d0 $DISK || fail_all "the daemon did not start (log above)"
 E2E_REBOOT=1 guest_start g0 d0 data $SEED
-if wait_state g0 counted 240; then
+if wait_state g0 counted 400; then
 	stats_check
 	guest_go g0
-	guest_wait g0 200
+	guest_wait g0 400
 else
 	tap_fail "vhostblkctl -j stats counts the guest's I/O: the guest never got that far"
 	guest_kill g0

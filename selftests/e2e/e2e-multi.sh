@@ -21,8 +21,8 @@ half=$(($(blockdev --getsz $BASE) / 2))
 modprobe dm-mod 2>/dev/null
 dmsetup create $DM --table "0 $half linear $BASE 0" || skip_all "dmsetup create failed"
 E2E_DM=$DM
-daemon_start dro $RO_DISK ro || skip_all "the daemon did not start (log above)"
-daemon_start dgr /dev/mapper/$DM || skip_all "the daemon did not start (log above)"
+daemon_start dro $RO_DISK ro || fail_all "the daemon did not start (log above)"
+daemon_start dgr /dev/mapper/$DM || fail_all "the daemon did not start (log above)"
 
 # qemu-storage-daemon does not watch its disk: tell it over QMP, as an operator would.
 qsd_resize() {
@@ -46,7 +46,7 @@ PY
 
 guest_start gro dro ro $SEED
 guest_start ggr dgr grow $((SEED + 10))
-if wait_state ggr size 240; then
+if wait_state ggr size 400; then
 	tg=$(now)
 	if dmsetup suspend $DM && dmsetup reload $DM --table "0 $((half * 2)) linear $BASE 0" &&
 		dmsetup resume $DM; then
@@ -55,8 +55,8 @@ if wait_state ggr size 240; then
 		echo "dmsetup could not grow $DM" | diag
 	fi
 fi
-guest_wait gro 240
-guest_wait ggr 240
+guest_wait gro 400
+guest_wait ggr 400
 [ -z "${tg:-}" ] || echo "# the grown guest was done $(elapsed "$tg")s after the reload"
 guest_check gro disk "two guests at once: read-only guest sees its disk"
 guest_check ggr disk "two guests at once: growing guest sees its disk"

@@ -66,6 +66,14 @@ skip_all() {
 	exit 4
 }
 
+# Fail every planned test not run yet (a daemon that will not start): a broken set-up is a failure.
+fail_all() {
+	while [ "$E2E_N" -lt "$E2E_PLAN" ]; do
+		tap_fail "e2e: $1"
+	done
+	exit 1
+}
+
 e2e_finish() {
 	[ "$E2E_N" -eq "$E2E_PLAN" ] || echo "# ran $E2E_N of $E2E_PLAN planned tests"
 	[ "$E2E_FAILED" -eq 0 ] && [ "$E2E_N" -eq "$E2E_PLAN" ]
@@ -150,8 +158,8 @@ daemon_start() {
 		;;
 	esac
 	echo $! >"$E2E_WORK/$_name.dpid"
-	poll 10 daemon_listening "$_name" && return 0
-	echo "daemon $_name did not listen on $_sock within 10 s" | diag
+	poll 30 daemon_listening "$_name" && return 0
+	echo "daemon $_name did not listen on $_sock within 30 s" | diag
 	daemon_log "$_name"
 	return 1
 }
@@ -194,7 +202,7 @@ guest_start() {
 	rm -f "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out" "$E2E_WORK/$_name.qpid"
 	mkfifo "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out"
 	now >"$E2E_WORK/$_name.start"
-	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-256} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-240} \
+	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-256} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-600} \
 		L2_REBOOT=${E2E_REBOOT:-0} L2_APPEND="loglevel=4 e2e.case=$_case e2e.seed=$_seed" \
 		l2_boot "$E2E_INITRD" "$E2E_LOG/$_name.console" -smp "${E2E_SMP:-2}" \
 		-pidfile "$E2E_WORK/$_name.qpid" \
