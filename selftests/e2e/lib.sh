@@ -144,7 +144,7 @@ daemon_start() {
 	echo "---- start $(date +%T) ----" >>"$E2E_LOG/$_name.dlog"
 	case $E2E_BACKEND in
 	serve)
-		"$VBC" serve --socket-path "$_sock" --disk "$_disk" --num-queues $E2E_QUEUES \
+		"$VBC" serve --socket-path "$_sock" --disk "$_disk" --num-queues "$E2E_QUEUES" \
 			${_ro:+--read-only} -v >>"$E2E_LOG/$_name.dlog" 2>&1 &
 		;;
 	qsd)
