@@ -21,8 +21,11 @@ half=$(($(blockdev --getsz $BASE) / 2))
 modprobe dm-mod 2>/dev/null
 dmsetup create $DM --table "0 $half linear $BASE 0" || skip_all "dmsetup create failed"
 E2E_DM=$DM
+# No udev in the test VM: /dev/mapper/NAME is not made, devtmpfs's /dev/dm-N is.
+GROW=/dev/$(dmsetup info -c --noheadings -o blkdevname $DM)
+[ -b "$GROW" ] || fail_all "no block device for dm table $DM ($GROW)"
 daemon_start dro $RO_DISK ro || fail_all "the daemon did not start (log above)"
-daemon_start dgr /dev/mapper/$DM || fail_all "the daemon did not start (log above)"
+daemon_start dgr "$GROW" || fail_all "the daemon did not start (log above)"
 
 # qemu-storage-daemon does not watch its disk: tell it over QMP, as an operator would.
 qsd_resize() {
@@ -73,7 +76,7 @@ guest_check ggr grow-size "grown disk: new size in sysfs without a restart"
 guest_check ggr grow-old-data "grown disk: old data intact"
 guest_check ggr grow-new-area "grown disk: new sectors written"
 guest_check ggr grow-new-verify "grown disk: new sectors read back"
-if host_verify /dev/mapper/$DM $((SEED + 11)) --offset $((half * 512)); then
+if host_verify "$GROW" $((SEED + 11)) --offset $((half * 512)); then
 	tap_ok "host: the new area holds the guest's pattern"
 else
 	tap_fail "host: the new area holds the guest's pattern"

@@ -202,7 +202,7 @@ guest_start() {
 	rm -f "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out" "$E2E_WORK/$_name.qpid"
 	mkfifo "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out"
 	now >"$E2E_WORK/$_name.start"
-	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-256} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-600} \
+	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-512} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-600} \
 		L2_REBOOT=${E2E_REBOOT:-0} L2_APPEND="loglevel=4 e2e.case=$_case e2e.seed=$_seed" \
 		l2_boot "$E2E_INITRD" "$E2E_LOG/$_name.console" -smp "${E2E_SMP:-2}" \
 		-pidfile "$E2E_WORK/$_name.qpid" \
