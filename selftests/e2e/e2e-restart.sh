@@ -9,7 +9,7 @@
 
 DISK=/dev/ram1
 SEED=1601
-e2e_setup 11
+e2e_setup 9
 E2E_DAEMON_OF=d0
 E2E_RECONNECT=1
 t0=$(now)
