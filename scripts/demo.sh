@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 kver=${1:?usage: demo.sh KVER}
 out=$top/build/$kver/demo
 rm -rf "$out"
-"$top/selftests/vm/vmrun.sh" --kver "$kver" --out "$out" \
+"$top/selftests/vm/vmrun.sh" --kver "$kver" --out "$out" --timeout 1800 \
 	--module "$top/build/$kver/kernel/vhost_blk.ko" -- "$top/scripts/demo-guest.sh" || rc=$?
 echo "---- what happened in the VM (consoles and logs: $out/demo-guest.logs/) ----"
 sed -n 's/^# //p; /^not ok/p' "$out/demo-guest.sh.tap"

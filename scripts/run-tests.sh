@@ -70,7 +70,9 @@ for kver in "$@"; do
 	t0=$(now)
 	# Every test selftests/vhost_blk/Makefile built, then the L2 boot and
 	# the end-to-end tests.
-	selftests/vm/vmrun.sh --kver "$kver" --out "$out" \
+	# The end-to-end tests boot nested guests: on a busy 2-core host the
+	# run takes far longer than vmrun's default 1200 s.
+	selftests/vm/vmrun.sh --kver "$kver" --out "$out" --timeout 3600 \
 		--module "$b/kernel/vhost_blk.ko" -- \
 		"$b"/selftests/vhost_blk/*_test \
 		"$top"/selftests/vm/l2-guest-boot.sh \
