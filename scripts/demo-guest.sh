@@ -5,6 +5,8 @@
 # ext4 file system and fills it. Prints what the guest printed, then the module's view
 # (vhostblkctl dev show / stats). Uses the end-to-end tests' machinery (selftests/e2e).
 E2E_DIR=$(cd "$(dirname "$0")/../selftests/e2e" && pwd -P)
+# One vCPU (so one queue): the shortest nested boot, for a demo that should take a minute.
+E2E_SMP=${E2E_SMP:-1}
 # shellcheck source=../selftests/e2e/lib.sh
 . "$E2E_DIR/lib.sh"
 
