@@ -4,6 +4,7 @@
 #
 #   make                     module, selftests and tools for every target kernel
 #   make tools               vhostblkctl only (build/tools/vhostblkctl)
+#   make e2e                 the end-to-end tests' guest tools (build/e2e)
 #   make KVER=<release>      only for one installed kernel
 #   make check               the test suite in a VM on every target kernel
 #   make soak                the long lane: big seeded soak and fuzzer
@@ -33,8 +34,8 @@ CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
 # the tools: NLGEN/uapi/linux/vhost_blk_nl.h and NLGEN/vhost-blk-nl.h.
 NLGEN := $(BUILD)/nl
 
-.PHONY: all nlgen module selftests tools check soak bench run checkpatch sparse w1 clean help
-all: module selftests tools
+.PHONY: all nlgen module selftests tools e2e check soak bench run checkpatch sparse w1 clean help
+all: module selftests tools e2e
 
 help:
 	@sed -n '3,15p' $(TOP)/Makefile
@@ -55,6 +56,14 @@ tools: nlgen | $(BUILD)
 	@$(MAKE) -s --no-print-directory -C $(TOP)/tools/vhostblkctl \
 		OUTPUT=$(BUILD)/tools UAPI_INCLUDES="-I$(TOP)/include/uapi -I$(NLGEN)/uapi" \
 		CFLAGS_USER="$(CFLAGS_USER)"
+
+# selftests/e2e's guest tools (static) and its level-2 guest initramfs per kernel.
+e2e: | $(BUILD)
+	@echo "  E2E"
+	@$(MAKE) -s --no-print-directory -C $(TOP)/selftests/e2e OUTPUT=$(BUILD)/e2e \
+		CFLAGS_USER="$(CFLAGS_USER)"
+	@set -e; for k in $(KVERS); do $(TOP)/selftests/e2e/build-initrd.sh $$k \
+		$(BUILD)/$$k/e2e/initrd.gz $(BUILD)/e2e/vblk_pattern; done
 
 check: all
 	@$(TOP)/scripts/run-tests.sh $(KVERS)

@@ -7,7 +7,8 @@
 #   - static checks of the kernel code: checkpatch --strict, sparse, W=1
 #   - the kselftests in a VM booted with that kernel (module loaded, dmesg
 #     checked for warnings, module unload checked at the end)
-#   - a level-2 guest boot inside that VM (the end-to-end path)
+#   - a level-2 guest boot inside that VM, then the end-to-end tests
+#     (selftests/e2e: real QEMU guests on vhostblkctl serve)
 # and ends with one line: "N passed, N failed, N skipped". Exits non-zero on
 # any failure. Expects `make all` to have run.
 #
@@ -67,11 +68,15 @@ for kver in "$@"; do
 	out=$b/results
 	rm -rf "$out"
 	t0=$(now)
-	# Every test selftests/vhost_blk/Makefile built, then the L2 boot.
-	selftests/vm/vmrun.sh --kver "$kver" --out "$out" \
+	# Every test selftests/vhost_blk/Makefile built, then the L2 boot and
+	# the end-to-end tests.
+	# The end-to-end tests boot nested guests: on a busy 2-core host the
+	# run takes far longer than vmrun's default 1200 s.
+	selftests/vm/vmrun.sh --kver "$kver" --out "$out" --timeout 3600 \
 		--module "$b/kernel/vhost_blk.ko" -- \
 		"$b"/selftests/vhost_blk/*_test \
-		"$top"/selftests/vm/l2-guest-boot.sh
+		"$top"/selftests/vm/l2-guest-boot.sh \
+		"$top"/selftests/e2e/e2e-*.sh
 	rc=$?
 	echo "[$kver] VM run took $(($(now) - t0))s"
 	if [ -f "$out/summary" ]; then

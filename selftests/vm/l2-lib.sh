@@ -11,7 +11,11 @@
 # proc/sys/devtmpfs, insmods the requested modules, runs the body script with busybox sh and
 # powers off whatever the body does. Results come back through the serial console log.
 # Knobs (environment): L2_MEM_MB (512), L2_TIMEOUT (180 s), L2_APPEND (extra kernel args),
-# L2_SHARED_MEM=1 (guest RAM in a shared memfd, which vhost-user back ends need).
+# L2_SHARED_MEM=1 (guest RAM in a shared memfd, which vhost-user back ends need),
+# L2_REBOOT=1 (a guest reboot resets the guest instead of ending qemu: -no-reboot is left out),
+# L2_BINS="/usr/sbin/mke2fs ..." (host binaries copied into the initramfs with their libraries),
+# L2_KVER (whose modules l2_build_initramfs packs; default the running kernel: set it to build
+# an initramfs ahead of time outside the VM).
 
 # dash cannot tell a sourced file its own path: callers outside selftests/vm set L2_LIB_DIR.
 # shellcheck disable=SC3028 # BASH_SOURCE is used when there is one
@@ -31,7 +35,25 @@ l2_kvm_ready() {
 	[ -c /dev/kvm ] || { echo "/dev/kvm is missing"; return 1; }
 }
 
+# l2_add_bins ROOT BIN...: copy each host binary into ROOT at its own path, with the shared
+# libraries and loader ldd names for it, so a dynamically linked tool runs in the guest.
+l2_add_bins() {
+	_r=$1
+	shift
+	for _b in "$@"; do
+		_real=$(readlink -f "$_b") || return 1
+		for _f in "$_real" $(ldd "$_real" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+			mkdir -p "$_r$(dirname "$_f")" && cp -L "$_f" "$_r$_f" || return 1
+		done
+		# Also under the name it was asked by (mkfs.ext4 is a link to mke2fs).
+		if [ "$_b" != "$_real" ]; then
+			mkdir -p "$_r$(dirname "$_b")" && cp -L "$_real" "$_r$_b" || return 1
+		fi
+	done
+}
+
 # l2_build_initramfs OUT.gz BODY.sh [MODULE...]: initramfs whose /init runs BODY.sh.
+# shellcheck disable=SC2086 # L2_BINS is a list of paths
 l2_build_initramfs() {
 	_out=$1
 	_body=$2
@@ -39,12 +61,13 @@ l2_build_initramfs() {
 	_root=$(mktemp -d "${TMPDIR:-/tmp}/l2-root.XXXXXX")
 	initramfs_add_busybox "$_root" &&
 		mkdir -p "$_root/modules" &&
-		{ [ $# -eq 0 ] || initramfs_stage_modules "$(uname -r)" "$_root/modules" "$@"; } &&
+		{ [ $# -eq 0 ] || initramfs_stage_modules "${L2_KVER:-$(uname -r)}" "$_root/modules" "$@"; } &&
 		cp "$_body" "$_root/body.sh" &&
+		l2_add_bins "$_root" ${L2_BINS:-} &&
 		cat >"$_root/init" <<'INIT' &&
 #!/bin/sh
 /bin/busybox --install -s /bin
-export PATH=/bin
+export PATH=/bin:/usr/sbin:/usr/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -74,8 +97,9 @@ l2_boot() {
 		set -- -object "memory-backend-memfd,id=l2mem,size=${_mem}M,share=on" \
 			-machine memory-backend=l2mem "$@"
 	fi
+	[ "${L2_REBOOT:-0}" = 1 ] || set -- -no-reboot "$@"
 	timeout -k 5 "${L2_TIMEOUT:-180}" qemu-system-x86_64 -enable-kvm -cpu qemu64 -m "$_mem" \
-		-nographic -no-reboot -nic none \
+		-nographic -nic none \
 		-kernel "/boot/vmlinuz-$(uname -r)" -initrd "$_initrd" \
 		-append "console=ttyS0 panic=-1 ${L2_APPEND:-}" \
 		"$@" </dev/null >"$_log" 2>&1

@@ -1,0 +1,186 @@
+# shellcheck shell=sh
+# SPDX-License-Identifier: GPL-2.0
+# Body of the end-to-end tests' level-2 guest (busybox sh, run by l2-lib's /init, which powers
+# off when this returns). build-initrd.sh prepends PATTERN=<path of vblk_pattern in the initramfs>.
+# The kernel command line says what to do: e2e.case=NAME e2e.seed=N. Each check prints one line
+#   E2E-OK <check> [detail]   or   E2E-FAIL <check> <why>
+# and the host side (lib.sh) waits for and judges these lines; E2E-STATE lines tell the host
+# where the guest is when the host has to act (kill qemu, restart the daemon, grow the disk).
+# The disk is /dev/vda (vhost-user-blk-pci); /dev/ttyS1, when the host gives one, carries the
+# host's "go" lines back to the guest.
+
+DISK=/dev/vda
+CASE=
+SEED=1
+read -r cmdline </proc/cmdline
+for w in $cmdline; do
+	case $w in
+	e2e.case=*) CASE=${w#e2e.case=} ;;
+	e2e.seed=*) SEED=${w#e2e.seed=} ;;
+	esac
+done
+
+up() { cut -d' ' -f1 /proc/uptime; }
+ok() { echo "E2E-OK $* [$(up)s]"; }
+fail() { echo "E2E-FAIL $* [$(up)s]"; }
+
+# check NAME CMD...: run CMD (its output goes to the console) and report it as NAME.
+check() {
+	_name=$1
+	shift
+	if "$@"; then ok "$_name"; else fail "$_name" "($* exited $?)"; return 1; fi
+}
+
+# Wait for the host's next line on ttyS1 (the host writes "go").
+wait_host() {
+	echo "E2E-STATE $1 [$(up)s]"
+	read -r _line </dev/ttyS1
+	echo "e2e-guest: host said: $_line"
+}
+
+pattern() {
+	"$PATTERN" "$@"
+}
+
+# Let the driver bind; the disk appears asynchronously after the module loads.
+wait_disk() {
+	_i=0
+	while [ ! -b $DISK ] && [ $_i -lt 100 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	[ -b $DISK ] || { fail disk "no $DISK after 10 s"; ls /sys/block; return 1; }
+	set -- /sys/block/vda/mq/*
+	ok disk "$(cat /sys/block/vda/size) sectors, $# queues," \
+		"ro=$(cat /sys/block/vda/ro) cache=$(cat /sys/block/vda/queue/write_cache)"
+}
+
+# The first 4 KiB carry SEED's pattern only after the first pass wrote the disk: the host clears
+# them before the boot, so this tells the pass after a reboot from the first one.
+second_pass() {
+	pattern verify $DISK --seed "$SEED" --length 4096 --plan 4k:1 >/dev/null 2>&1
+}
+
+fs_check() {
+	mkfs.ext4 -q -F -b 1024 $DISK 8M || return 1
+	mkdir -p /mnt/fs && mount -t ext4 $DISK /mnt/fs || return 1
+	_i=0
+	while [ $_i -lt 8 ]; do
+		dd if=/dev/urandom of=/mnt/fs/f$_i bs=64k count=$((_i + 1)) 2>/dev/null || return 1
+		_i=$((_i + 1))
+	done
+	(cd /mnt/fs && md5sum f* >/mnt/fs/sums) && sync && umount /mnt/fs || return 1
+	mount -t ext4 -o ro $DISK /mnt/fs && (cd /mnt/fs && md5sum -c -s sums) || return 1
+	umount /mnt/fs && fsck.ext4 -fn $DISK
+}
+
+# Cases 1+2: pattern at several sizes and depths, FLUSH, reboot, pattern again, then ext4.
+case_data() {
+	if ! second_pass; then
+		check pattern-write pattern write $DISK --seed "$SEED" --flush || return
+		check pattern-verify pattern verify $DISK --seed "$SEED" --plan 2k:2,8k:4,256k:1,4m:2 || return
+		wait_host counted
+		echo "E2E-STATE rebooting"
+		sync
+		reboot -f
+		sleep 30
+		fail reboot "reboot -f returned"
+		return
+	fi
+	ok reboot "second pass"
+	check pattern-after-reboot pattern verify $DISK --seed "$SEED" --plan 1m:2 || return
+	check ext4 fs_check
+}
+
+# Case 3, first qemu: write and flush, then idle until the host kills qemu.
+case_persist() {
+	check pattern-write pattern write $DISK --seed "$SEED" --flush || return
+	echo "E2E-STATE written"
+	while :; do sleep 10; done
+}
+
+# Case 3, second qemu, then case 4: data intact, then the daemon restarted twice under us.
+case_restart() {
+	check data-after-qemu-kill pattern verify $DISK --seed "$SEED" --plan 64k:4 || return
+	check pattern-write-2 pattern write $DISK --seed $((SEED + 1)) --flush --plan 16k:2 || return
+	wait_host idle-1
+	check data-after-daemon-restart pattern verify $DISK --seed $((SEED + 1)) --plan 128k:2 || return
+	check pattern-write-3 pattern write $DISK --seed $((SEED + 2)) --flush --plan 4k:4 || return
+	wait_host idle-2
+	check data-after-daemon-kill pattern verify $DISK --seed $((SEED + 2)) --plan 1m:1 || return
+}
+
+# Case 6: a read-only disk reads fine and refuses writes.
+case_ro() {
+	if [ "$(cat /sys/block/vda/ro)" = 1 ]; then ok ro-flag; else fail ro-flag "/sys/block/vda/ro is not 1"; fi
+	check ro-read pattern verify $DISK --seed "$SEED" --plan 64k:2
+	# Linux refuses writes to a read-only block device with EPERM (blkdev_write_iter).
+	_out=$(pattern write-fails $DISK)
+	echo "$_out"
+	case $_out in
+	*"write refused: EPERM"*) ok ro-write-refused "with EPERM" ;;
+	*) fail ro-write-refused "expected the write to fail with EPERM" ;;
+	esac
+	if dd if=/dev/zero of=$DISK bs=4k count=1 conv=fsync 2>/dev/null; then
+		fail ro-buffered-write "a buffered write to $DISK succeeded"
+	else
+		ok ro-buffered-write
+	fi
+}
+
+# Case 7: the host grows the disk under us; the new size shows without a restart.
+case_grow() {
+	_old=$(cat /sys/block/vda/size)
+	check grow-write pattern write $DISK --seed "$SEED" --flush --plan 64k:2 || return
+	echo "E2E-STATE size $_old"
+	_i=0
+	while [ "$(cat /sys/block/vda/size)" = "$_old" ] && [ $_i -lt 600 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	_new=$(cat /sys/block/vda/size)
+	if [ "$_new" = "$_old" ]; then
+		fail grow-size "still $_old sectors after 60 s"
+		return
+	fi
+	ok grow-size "$_old -> $_new sectors"
+	check grow-old-data pattern verify $DISK --seed "$SEED" --length $((_old * 512)) --plan 1m:1
+	check grow-new-area pattern write $DISK --seed $((SEED + 1)) --offset $((_old * 512)) --flush
+	check grow-new-verify pattern verify $DISK --seed $((SEED + 1)) --offset $((_old * 512))
+}
+
+# Case 5's guests and the demo: write, flush, read back.
+case_rw() {
+	check pattern-write pattern write $DISK --seed "$SEED" --flush || return
+	check pattern-verify pattern verify $DISK --seed "$SEED" --plan 32k:2,1m:1
+}
+
+# make run: visible I/O on the vhost-blk disk.
+case_demo() {
+	set -- /sys/block/vda/mq/*
+	echo "demo: /dev/vda is $(($(cat /sys/block/vda/size) / 2048)) MiB, $# queues"
+	check pattern-write pattern write $DISK --seed "$SEED" --flush || return
+	check pattern-verify pattern verify $DISK --seed "$SEED" --plan 8k:4,1m:2 || return
+	echo "demo: mkfs.ext4 /dev/vda; mount; write 8 files; umount; fsck"
+	mkfs.ext4 -q -F $DISK && mkdir -p /mnt/fs && mount -t ext4 $DISK /mnt/fs || return
+	_i=0
+	while [ $_i -lt 8 ]; do
+		dd if=/dev/urandom of=/mnt/fs/file$_i bs=64k count=8 2>/dev/null
+		_i=$((_i + 1))
+	done
+	sync
+	df -h /mnt/fs | sed 's/^/demo: /'
+	md5sum /mnt/fs/file0 | sed 's/^/demo: /'
+	umount /mnt/fs
+	wait_host demo-stats
+	check fsck fsck.ext4 -fn $DISK
+}
+
+echo "e2e-guest: case=$CASE seed=$SEED kernel $(uname -r)"
+if wait_disk; then
+	case $CASE in
+	data | persist | restart | ro | grow | rw | demo) "case_$CASE" ;;
+	*) fail case "unknown case '$CASE'" ;;
+	esac
+fi
+echo "E2E-DONE $CASE"
