@@ -248,7 +248,21 @@ wait_state() {
 	echo "guest $1 never reached state '$2' within $3 s" | diag
 	guest_diag "$1"
 	[ -z "${E2E_DAEMON_OF:-}" ] || daemon_log "$E2E_DAEMON_OF"
+	kernel_diag
 	return 1
+}
+
+# kernel_diag: what the module saw (devices, per-queue kicks and requests) and its log, so a
+# stuck guest tells whether its kicks reached the kernel.
+kernel_diag() {
+	[ -x "$VBC" ] || return 0
+	{
+		echo "---- vhostblkctl dev show; vhostblkctl stats ----"
+		timeout 10 "$VBC" dev show 2>&1
+		timeout 10 "$VBC" stats 2>&1
+		echo "---- last kernel messages ----"
+		dmesg 2>/dev/null | tail -n 15
+	} | diag
 }
 
 # guest_go NAME: tell a guest waiting in wait_host to go on.
