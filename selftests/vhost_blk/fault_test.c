@@ -50,11 +50,15 @@
 /* Every request completes within this, faults included (TCG is slow). */
 #define LATENCY_MS	10000
 /*
- * Close, detach or SIGKILL with 64 requests in flight on a device taking
- * up to a second per command: a drain waits for the commands in the
- * device, about one command latency, not for the backlog one by one.
+ * Close, detach or SIGKILL with 64 requests in flight on a device taking a
+ * second per command (dm-delay 1000 ms; scsi_debug delay=250 jiffies at
+ * Debian's HZ=250): a drain waits for the commands in the device, so it
+ * takes about one command latency. Three, plus a second for TCG, is the
+ * bound; a drain that feeds the backlog to the device a few commands at a
+ * time (writeback throttling) takes many.
  */
-#define DRAIN_MS	10000
+#define SLOW_CMD_MS	1000
+#define DRAIN_MS	(3 * SLOW_CMD_MS + 1000)
 
 enum { ST_OK, ST_IOERR, ST_UNSUPP, ST_OTHER, ST_N };
 static const char *const st_name[ST_N] = { "OK", "IOERR", "UNSUPP", "other" };
@@ -572,12 +576,13 @@ FIXTURE(fault) {
 	char dm[64];		/* /dev/mapper path, if made */
 	char sd[64];		/* scsi_debug disk, if loaded */
 	char hung_old[32];
+	double t0;
 };
 
 static void remove_all(void)
 {
 	/* Leftovers of a run killed by its timeout; quiet when absent. */
-	if (vblk_dm_exists(DM_NAME))
+	if (vblk_dm_exists(DM_NAME) && vblk_dm_remove(DM_NAME, false))
 		vblk_dm_remove(DM_NAME, true);
 	vblk_scsi_debug_remove();
 }
@@ -586,6 +591,7 @@ FIXTURE_SETUP(fault)
 {
 	memset(self, 0, sizeof(*self));
 	self->e.d.fd = -1;
+	self->t0 = now_ms();
 	remove_all();
 	/* Catch a long stall as a hung-task report (the runner fails on it). */
 	if (!vblk_read_str("/proc/sys/kernel/hung_task_timeout_secs",
@@ -606,6 +612,8 @@ FIXTURE_TEARDOWN(fault)
 			       self->hung_old);
 	free(self->e.slots);
 	free(self->e.reqs);
+	printf("# %s: %.1f s with set-up and clean-up\n", _metadata->name,
+	       (now_ms() - self->t0) / 1000);
 }
 
 /* dm-linear over /dev/ram2 (16 MiB), as self->dm. Skips if impossible. */
@@ -844,8 +852,8 @@ TEST_F_TIMEOUT(fault, scsi_medium_error, 60)
 
 #define SLOW_DEPTH	64
 #define SLOW_SLOT	(64u << 10)
-#define DM_DELAY_MS	1000
-#define SDEBUG_JIFFIES	"125"		/* 0.5 s at HZ=250 */
+#define DM_DELAY_MS	SLOW_CMD_MS
+#define SDEBUG_JIFFIES	"250"		/* SLOW_CMD_MS at HZ=250 */
 
 enum slow_dev { SLOW_DM_DELAY, SLOW_SCSI };
 enum slow_how { SLOW_CLOSE, SLOW_DETACH, SLOW_KILL };

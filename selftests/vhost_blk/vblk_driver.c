@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <linux/dm-ioctl.h>
 #include <linux/fs.h>
@@ -584,39 +585,13 @@ int vblk_read_str(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-/* dmsetup without udev: no cookie waits, and it makes the nodes itself. */
-static int vblk_dmsetup(const char *fmt, const char *name, const char *arg)
-{
-	char args[512];
-
-	setenv("DM_DISABLE_UDEV", "1", 1);
-	snprintf(args, sizeof(args), fmt, name, arg ? arg : "");
-	return vblk_sh("dmsetup %s", args);
-}
-
-int vblk_dm_create(const char *name, const char *table, char *path,
-		   size_t pathlen)
-{
-	int ret;
-
-	if (vblk_sh("modprobe -a dm-mod dm-delay dm-flakey 2>/dev/null"))
-		return -ENODEV;
-	ret = vblk_dmsetup("create %s --table '%s'", name, table);
-	if (ret)
-		return ret;
-	snprintf(path, pathlen, "/dev/mapper/%s", name);
-	for (int i = 0; i < 100 && access(path, F_OK); i++)
-		usleep(10000);
-	return access(path, F_OK) ? -ENOENT : 0;
-}
-
 /*
  * Suspend, load and resume through the DM ioctls: no process to start while
  * the device is suspended, so a switch under load takes milliseconds.
  * @table: one target, "START LEN TYPE PARAMS", or NULL.
  */
 static int vblk_dm_ioctl(unsigned long cmd, const char *name, uint32_t flags,
-			 const char *table)
+			 const char *table, uint64_t *dev)
 {
 	union {
 		struct dm_ioctl io;
@@ -651,26 +626,28 @@ static int vblk_dm_ioctl(unsigned long cmd, const char *name, uint32_t flags,
 	if (ioctl(fd, cmd, &u.io))
 		ret = -errno;
 	close(fd);
-	if (ret)
+	if (ret && cmd != DM_DEV_STATUS)
 		fprintf(stderr, "dm ioctl %#lx on %s failed: %s\n", cmd, name,
 			strerror(-ret));
+	if (dev)
+		*dev = u.io.dev;
 	return ret;
 }
 
 int vblk_dm_suspend(const char *name, bool noflush)
 {
 	return vblk_dm_ioctl(DM_DEV_SUSPEND, name, DM_SUSPEND_FLAG |
-			     (noflush ? DM_NOFLUSH_FLAG : 0), NULL);
+			     (noflush ? DM_NOFLUSH_FLAG : 0), NULL, NULL);
 }
 
 int vblk_dm_load(const char *name, const char *table)
 {
-	return vblk_dm_ioctl(DM_TABLE_LOAD, name, 0, table);
+	return vblk_dm_ioctl(DM_TABLE_LOAD, name, 0, table, NULL);
 }
 
 int vblk_dm_resume(const char *name)
 {
-	return vblk_dm_ioctl(DM_DEV_SUSPEND, name, 0, NULL);
+	return vblk_dm_ioctl(DM_DEV_SUSPEND, name, 0, NULL, NULL);
 }
 
 int vblk_dm_switch(const char *name, const char *table, bool noflush)
@@ -686,15 +663,44 @@ int vblk_dm_switch(const char *name, const char *table, bool noflush)
 	return vblk_dm_resume(name);
 }
 
+int vblk_dm_create(const char *name, const char *table, char *path,
+		   size_t pathlen)
+{
+	uint64_t dev;
+	int ret;
+
+	if ((access("/sys/module/dm_delay", F_OK) ||
+	     access("/sys/module/dm_flakey", F_OK)) &&
+	    vblk_sh("modprobe -a dm-mod dm-delay dm-flakey"))
+		return -ENODEV;
+	ret = vblk_dm_ioctl(DM_DEV_CREATE, name, 0, NULL, &dev);
+	if (ret)
+		return ret;
+	ret = vblk_dm_load(name, table) ?: vblk_dm_resume(name);
+	if (ret) {
+		vblk_dm_remove(name, false);
+		return ret;
+	}
+	/* devtmpfs names the node after the minor. */
+	snprintf(path, pathlen, "/dev/dm-%u", minor(dev));
+	for (int i = 0; i < 100 && access(path, F_OK); i++)
+		usleep(10000);
+	return access(path, F_OK) ? -ENOENT : 0;
+}
+
 int vblk_dm_remove(const char *name, bool force)
 {
-	return vblk_dmsetup(force ? "remove --force %s%s" : "remove %s%s",
-			    name, NULL);
+	/* What the tests exercise is dmsetup's own --force. */
+	if (force) {
+		setenv("DM_DISABLE_UDEV", "1", 1);
+		return vblk_sh("dmsetup remove --force %s", name);
+	}
+	return vblk_dm_ioctl(DM_DEV_REMOVE, name, 0, NULL, NULL);
 }
 
 bool vblk_dm_exists(const char *name)
 {
-	return !vblk_dmsetup("info %s%s >/dev/null 2>&1", name, NULL);
+	return !vblk_dm_ioctl(DM_DEV_STATUS, name, 0, NULL, NULL);
 }
 
 #define VBLK_SDEBUG_DISKS \

@@ -105,11 +105,10 @@ void vblk_null_blk_remove(const char *name);
 int vblk_loop(const char *file, size_t bytes, char *path, size_t pathlen);
 void vblk_loop_remove(const char *path);
 /*
- * Device mapper. Create and remove run dmsetup without udev (the test VM has
- * none: dmsetup makes /dev/mapper/NAME itself) and return 0 or its non-zero
- * exit status; suspend, load, resume and switch use the DM ioctls (a switch
- * under load takes milliseconds) and return 0 or -errno. @table: one target,
- * "START LEN TYPE PARAMS".
+ * Device mapper through its ioctls (no udev, no process to start while a
+ * device is suspended: a switch under load takes milliseconds). 0 or -errno;
+ * a forced remove runs `dmsetup remove --force` and returns its exit status.
+ * @table: one target, "START LEN TYPE PARAMS"; the path is /dev/dm-N.
  */
 int vblk_dm_create(const char *name, const char *table, char *path,
 		   size_t pathlen);
