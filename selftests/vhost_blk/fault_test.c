@@ -43,6 +43,8 @@
 #define RAM		"/dev/ram2"
 #define RAM_INDEX	2
 #define REGION		(16u << 20)	/* bytes of the backing device used */
+#define SD_MB		8		/* scsi_debug's size: quick to fill */
+#define SD_PARAMS	"dev_size_mb=8"
 #define HUNG_SECS	"20"		/* hung-task timeout while the tests run */
 
 /* A request taking longer than this is a stall, not a slow device. */
@@ -644,7 +646,11 @@ static bool make_dm(struct __test_metadata *_metadata,
 static bool make_scsi_debug(struct __test_metadata *_metadata,
 			    FIXTURE_DATA(fault) *self, const char *params)
 {
+	double t0 = now_ms();
 	int ret = vblk_scsi_debug(params, self->sd, sizeof(self->sd));
+
+	printf("# scsi_debug %s: %s after %.0f ms\n", params,
+	       ret ? "failed" : self->sd, now_ms() - t0);
 
 	if (ret == -ENODEV) {
 		self->sd[0] = 0;
@@ -662,6 +668,27 @@ static bool make_scsi_debug(struct __test_metadata *_metadata,
 static void run_for(int ms)
 {
 	usleep(ms * 1000);
+}
+
+/*
+ * Let the current phase run @ms, and on until @min requests were issued
+ * and completed in it (TCG may be slow to start), at most 10 s.
+ */
+static void run_phase(struct eng *e, int ms, long min)
+{
+	int p = e->phase;
+	double t0 = now_ms();
+
+	for (;;) {
+		long done = 0;
+
+		for (int st = 0; st < ST_N; st++)
+			done += __atomic_load_n(&e->count[p][st], __ATOMIC_RELAXED);
+		if ((now_ms() - t0 >= ms && done >= min) ||
+		    now_ms() - t0 > 10000 || e->stalled)
+			return;
+		usleep(20000);
+	}
 }
 
 static uint64_t capacity(struct eng *e)
@@ -711,7 +738,7 @@ static void error_switch(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, eng_prefill(e, self->dm));
 	ASSERT_EQ(0, eng_open(e, self->dm));
 	ASSERT_EQ(0, eng_start(e));
-	run_for(500);
+	run_phase(e, 500, 100);
 
 	eng_phase(e, 1);
 	t0 = now_ms();
@@ -719,7 +746,7 @@ static void error_switch(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, vblk_dm_switch(DM_NAME, table, noflush));
 	sw1 = now_ms() - t0;
 	eng_phase(e, 2);
-	run_for(500);
+	run_phase(e, 500, 100);
 
 	eng_phase(e, 3);
 	t0 = now_ms();
@@ -727,7 +754,7 @@ static void error_switch(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, vblk_dm_switch(DM_NAME, table, noflush));
 	sw2 = now_ms() - t0;
 	eng_phase(e, 4);
-	run_for(500);
+	run_phase(e, 500, 100);
 	drain = eng_stop(e);
 
 	eng_report(e, test, switch_names);
@@ -819,10 +846,10 @@ TEST_F_TIMEOUT(fault, scsi_medium_error, 60)
 
 	snprintf(params, sizeof(params),
 		 "dev_size_mb=%u opts=2 medium_error_start=%u medium_error_count=8",
-		 REGION >> 20, start);
+		 SD_MB, start);
 	if (!make_scsi_debug(_metadata, self, params))
 		return;
-	eng_init(e, DEPTH, SLOT, REGION / SLOT);
+	eng_init(e, DEPTH, SLOT, (SD_MB << 20) / SLOT);
 	e->slots[BAD_SLOT - 1].skip = true;
 	e->slots[BAD_SLOT + 1].skip = true;
 	e->hot_slot = BAD_SLOT;
@@ -830,7 +857,7 @@ TEST_F_TIMEOUT(fault, scsi_medium_error, 60)
 	ASSERT_EQ(0, eng_prefill(e, self->sd));
 	ASSERT_EQ(0, eng_open(e, self->sd));
 	ASSERT_EQ(0, eng_start(e));
-	run_for(2000);
+	run_phase(e, 2000, 300);
 	drain = eng_stop(e);
 	eng_report(e, "scsi_medium_error", NULL);
 	printf("# scsi_medium_error: sectors %u-%u unreadable; drain %.0f ms\n",
@@ -903,7 +930,7 @@ static bool make_slow(struct __test_metadata *_metadata,
 	struct eng *e = &self->e;
 	char fmt[64];
 
-	eng_init(e, SLOW_DEPTH, SLOW_SLOT, REGION / SLOW_SLOT);
+	eng_init(e, SLOW_DEPTH, SLOW_SLOT, SLOW_DEPTH);
 	if (dev == SLOW_DM_DELAY) {
 		snprintf(fmt, sizeof(fmt), "0 %%u delay %%s 0 %u", DM_DELAY_MS);
 		if (!make_dm(_metadata, self, fmt))
@@ -913,7 +940,7 @@ static bool make_slow(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, eng_prefill(e, RAM)) return false;
 		return true;
 	}
-	if (!make_scsi_debug(_metadata, self, "dev_size_mb=16"))
+	if (!make_scsi_debug(_metadata, self, SD_PARAMS))
 		return false;
 	*path = self->sd;
 	ASSERT_EQ(0, eng_prefill(e, self->sd)) return false;
@@ -1065,7 +1092,8 @@ static void removed(struct __test_metadata *_metadata,
 	int rc = 0;
 
 	if (scsi) {
-		if (!make_scsi_debug(_metadata, self, "dev_size_mb=16"))
+		if (!make_scsi_debug(_metadata, self,
+				     SD_PARAMS))
 			return;
 		path = self->sd;
 	} else {
@@ -1074,13 +1102,13 @@ static void removed(struct __test_metadata *_metadata,
 		path = self->dm;
 	}
 	sysfs_name(path, name, sizeof(name));
-	eng_init(e, DEPTH, SLOT, REGION / SLOT);
+	eng_init(e, DEPTH, SLOT, (scsi ? SD_MB << 20 : REGION) / SLOT);
 	e->expect[0] = ST_OK;
 	e->expect[2] = ST_IOERR;
 	ASSERT_EQ(0, eng_prefill(e, path));
 	ASSERT_EQ(0, eng_open(e, path));
 	ASSERT_EQ(0, eng_start(e));
-	run_for(500);
+	run_phase(e, 500, 100);
 
 	eng_phase(e, 1);
 	t = now_ms();
@@ -1093,7 +1121,7 @@ static void removed(struct __test_metadata *_metadata,
 	}
 	t = now_ms() - t;
 	eng_phase(e, 2);
-	run_for(500);
+	run_phase(e, 500, 100);
 	drain = eng_stop(e);
 	printf("# %s: removal took %.0f ms (exit %d) with %u in flight; capacity now %llu; drain %.0f ms\n",
 	       test, t, rc, e->inflight_at[1],
@@ -1166,7 +1194,7 @@ TEST_F_TIMEOUT(fault, shrunk_dm_linear, 60)
 	ASSERT_EQ(0, eng_open(e, self->dm));
 	cap0 = capacity(e);
 	ASSERT_EQ(0, eng_start(e));
-	run_for(500);
+	run_phase(e, 500, 100);
 
 	eng_phase(e, 1);
 	t = now_ms();
@@ -1174,7 +1202,7 @@ TEST_F_TIMEOUT(fault, shrunk_dm_linear, 60)
 	ASSERT_EQ(0, vblk_dm_switch(DM_NAME, table, false));
 	t = now_ms() - t;
 	eng_phase(e, 2);
-	run_for(700);
+	run_phase(e, 700, 200);
 	drain = eng_stop(e);
 	cap1 = capacity(e);
 	eng_report(e, "shrunk_dm_linear", shrink_names);

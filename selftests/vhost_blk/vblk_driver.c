@@ -716,7 +716,8 @@ int vblk_scsi_debug(const char *params, char *path, size_t pathlen)
 		return -ENODEV;
 	}
 	/* No udev in the test VM to load sd for the new disk. */
-	if (vblk_sh("modprobe sd_mod") || vblk_sh("modprobe scsi_debug %s", params))
+	if ((access("/sys/module/sd_mod", F_OK) && vblk_sh("modprobe sd_mod")) ||
+	    vblk_sh("modprobe scsi_debug %s", params))
 		return -ENODEV;
 	/* sd probes asynchronously; devtmpfs makes the node. */
 	for (i = 0; i < 500; i++) {
