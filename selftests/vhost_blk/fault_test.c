@@ -133,6 +133,22 @@ struct eng {
 	bool stalled;
 };
 
+/*
+ * A figure for the results, as a TAP comment. Flushed at once: the harness
+ * ends a test's process with _exit(), which drops buffered output.
+ */
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("# ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+}
+
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -536,7 +552,7 @@ static long eng_verify(struct eng *e, const char *path, uint32_t from,
 				 &got);
 		if (why) {
 			if (!bad)
-				printf("# verify %s: slot %u sector %u: gen %lld: %s (ok %llu, last %llu)\n",
+				note("verify %s: slot %u sector %u: gen %lld: %s (ok %llu, last %llu)\n",
 				       path, i, sect, (long long)got, why,
 				       (unsigned long long)e->slots[i].ok_gen,
 				       (unsigned long long)e->slots[i].last_gen);
@@ -549,7 +565,7 @@ static long eng_verify(struct eng *e, const char *path, uint32_t from,
 
 static void print_counts(const char *what, const long *c)
 {
-	printf("# %s: %ld OK, %ld IOERR, %ld UNSUPP, %ld other\n", what,
+	note("%s: %ld OK, %ld IOERR, %ld UNSUPP, %ld other\n", what,
 	       c[ST_OK], c[ST_IOERR], c[ST_UNSUPP], c[ST_OTHER]);
 }
 
@@ -557,7 +573,7 @@ static void eng_report(struct eng *e, const char *test, const char *const *names
 {
 	char what[128];
 
-	printf("# %s: %ld requests, depth %u, %u-byte slots, max latency %.0f ms, %ld spanning a phase change\n",
+	note("%s: %ld requests, depth %u, %u-byte slots, max latency %.0f ms, %ld spanning a phase change\n",
 	       test, e->total, e->depth, e->slot_bytes, e->max_lat, e->spanning);
 	for (int p = 0; p < NPHASE && names && names[p]; p++) {
 		snprintf(what, sizeof(what), "%s phase %d (%s, %u in flight at its start)",
@@ -568,7 +584,6 @@ static void eng_report(struct eng *e, const char *test, const char *const *names
 	print_counts(what, e->count_rw[0]);
 	snprintf(what, sizeof(what), "%s writes", test);
 	print_counts(what, e->count_rw[1]);
-	fflush(stdout);
 }
 
 /* ---- the fixture: devices made, and removed whatever happens ---- */
@@ -614,7 +629,7 @@ FIXTURE_TEARDOWN(fault)
 			       self->hung_old);
 	free(self->e.slots);
 	free(self->e.reqs);
-	printf("# %s: %.1f s with set-up and clean-up\n", _metadata->name,
+	note("%s: %.1f s with set-up and clean-up\n", _metadata->name,
 	       (now_ms() - self->t0) / 1000);
 }
 
@@ -649,7 +664,7 @@ static bool make_scsi_debug(struct __test_metadata *_metadata,
 	double t0 = now_ms();
 	int ret = vblk_scsi_debug(params, self->sd, sizeof(self->sd));
 
-	printf("# scsi_debug %s: %s after %.0f ms\n", params,
+	note("scsi_debug %s: %s after %.0f ms\n", params,
 	       ret ? "failed" : self->sd, now_ms() - t0);
 
 	if (ret == -ENODEV) {
@@ -758,7 +773,7 @@ static void error_switch(struct __test_metadata *_metadata,
 	drain = eng_stop(e);
 
 	eng_report(e, test, switch_names);
-	printf("# %s: switch to error took %.0f ms with %u in flight, back %.0f ms with %u in flight; drain at the end %.0f ms\n",
+	note("%s: switch to error took %.0f ms with %u in flight, back %.0f ms with %u in flight; drain at the end %.0f ms\n",
 	       test, sw1, e->inflight_at[1], sw2, e->inflight_at[3], drain);
 	assert_clean(_metadata, e);
 	EXPECT_LT(0, e->count[0][ST_OK]);
@@ -768,12 +783,12 @@ static void error_switch(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, eng_verify(e, self->dm, 0, e->nslots, 0));
 }
 
-TEST_F_TIMEOUT(fault, dm_error_switch, 60)
+TEST_F_TIMEOUT(fault, dm_error_switch, 120)
 {
 	error_switch(_metadata, self, false, "dm_error_switch");
 }
 
-TEST_F_TIMEOUT(fault, dm_error_switch_noflush, 60)
+TEST_F_TIMEOUT(fault, dm_error_switch_noflush, 120)
 {
 	error_switch(_metadata, self, true, "dm_error_switch_noflush");
 }
@@ -798,7 +813,7 @@ static void flakey(struct __test_metadata *_metadata,
 	run_for(3500);
 	drain = eng_stop(e);
 	eng_report(e, test, NULL);
-	printf("# %s: drain at the end %.0f ms\n", test, drain);
+	note("%s: drain at the end %.0f ms\n", test, drain);
 	assert_clean(_metadata, e);
 	EXPECT_LT(0, e->count_rw[1][ST_OK]);
 	EXPECT_LT(0, e->count_rw[1][ST_IOERR]) TH_LOG("no write hit a down interval");
@@ -812,12 +827,12 @@ static void flakey(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, eng_verify(e, RAM, 0, e->nslots, 0));
 }
 
-TEST_F_TIMEOUT(fault, dm_flakey_error_writes, 60)
+TEST_F_TIMEOUT(fault, dm_flakey_error_writes, 120)
 {
 	flakey(_metadata, self, true, "dm_flakey_error_writes");
 }
 
-TEST_F_TIMEOUT(fault, dm_flakey_all_io, 60)
+TEST_F_TIMEOUT(fault, dm_flakey_all_io, 120)
 {
 	flakey(_metadata, self, false, "dm_flakey_all_io");
 }
@@ -835,7 +850,7 @@ static int medium_expect(struct eng *e, struct ereq *r, int phase)
 	return r->slot == BAD_SLOT && !r->write ? ST_IOERR : ST_OK;
 }
 
-TEST_F_TIMEOUT(fault, scsi_medium_error, 60)
+TEST_F_TIMEOUT(fault, scsi_medium_error, 120)
 {
 	uint32_t spslot = SLOT / 512, start = BAD_SLOT * spslot + spslot / 4;
 	struct eng *e = &self->e;
@@ -860,7 +875,7 @@ TEST_F_TIMEOUT(fault, scsi_medium_error, 60)
 	run_phase(e, 2000, 300);
 	drain = eng_stop(e);
 	eng_report(e, "scsi_medium_error", NULL);
-	printf("# scsi_medium_error: sectors %u-%u unreadable; drain %.0f ms\n",
+	note("scsi_medium_error: sectors %u-%u unreadable; drain %.0f ms\n",
 	       start, start + 7, drain);
 	assert_clean(_metadata, e);
 	EXPECT_LT(0, e->count[0][ST_IOERR]) TH_LOG("no read hit the bad sectors");
@@ -903,7 +918,7 @@ static void print_sysfs(const char *test, const char *dev, const char *attr)
 	sysfs_name(dev, name, sizeof(name));
 	snprintf(path, sizeof(path), "/sys/block/%s/%s", name, attr);
 	if (!vblk_read_str(path, val, sizeof(val)))
-		printf("# %s: %s %s: %s\n", test, name, attr, val);
+		note("%s: %s %s: %s\n", test, name, attr, val);
 }
 
 /* Open O_EXCL until it works: the device's claim is gone. */
@@ -1019,7 +1034,7 @@ static void slow(struct __test_metadata *_metadata, FIXTURE_DATA(fault) *self,
 	}
 	t = now_ms() - t;
 	unclaimed = how == SLOW_DETACH ? 0 : wait_unclaimed(path, 30000);
-	printf("# %s: %s with %u requests of %u KiB in flight took %.0f ms; disk free after %.0f more ms\n",
+	note("%s: %s with %u requests of %u KiB in flight took %.0f ms; disk free after %.0f more ms\n",
 	       test, how_name[how], SLOW_DEPTH, SLOW_SLOT >> 10, t, unclaimed);
 	EXPECT_GT(DRAIN_MS, t) TH_LOG("%s took %.0f ms", how_name[how], t);
 	EXPECT_LE(0, unclaimed) TH_LOG("the disk stayed claimed");
@@ -1046,32 +1061,32 @@ static void slow(struct __test_metadata *_metadata, FIXTURE_DATA(fault) *self,
 	}
 }
 
-TEST_F_TIMEOUT(fault, slow_dm_delay_close, 60)
+TEST_F_TIMEOUT(fault, slow_dm_delay_close, 120)
 {
 	slow(_metadata, self, SLOW_DM_DELAY, SLOW_CLOSE, "slow_dm_delay_close");
 }
 
-TEST_F_TIMEOUT(fault, slow_dm_delay_detach, 60)
+TEST_F_TIMEOUT(fault, slow_dm_delay_detach, 120)
 {
 	slow(_metadata, self, SLOW_DM_DELAY, SLOW_DETACH, "slow_dm_delay_detach");
 }
 
-TEST_F_TIMEOUT(fault, slow_dm_delay_kill, 60)
+TEST_F_TIMEOUT(fault, slow_dm_delay_kill, 120)
 {
 	slow(_metadata, self, SLOW_DM_DELAY, SLOW_KILL, "slow_dm_delay_kill");
 }
 
-TEST_F_TIMEOUT(fault, slow_scsi_close, 90)
+TEST_F_TIMEOUT(fault, slow_scsi_close, 120)
 {
 	slow(_metadata, self, SLOW_SCSI, SLOW_CLOSE, "slow_scsi_close");
 }
 
-TEST_F_TIMEOUT(fault, slow_scsi_detach, 90)
+TEST_F_TIMEOUT(fault, slow_scsi_detach, 120)
 {
 	slow(_metadata, self, SLOW_SCSI, SLOW_DETACH, "slow_scsi_detach");
 }
 
-TEST_F_TIMEOUT(fault, slow_scsi_kill, 90)
+TEST_F_TIMEOUT(fault, slow_scsi_kill, 120)
 {
 	slow(_metadata, self, SLOW_SCSI, SLOW_KILL, "slow_scsi_kill");
 }
@@ -1123,7 +1138,7 @@ static void removed(struct __test_metadata *_metadata,
 	eng_phase(e, 2);
 	run_phase(e, 500, 100);
 	drain = eng_stop(e);
-	printf("# %s: removal took %.0f ms (exit %d) with %u in flight; capacity now %llu; drain %.0f ms\n",
+	note("%s: removal took %.0f ms (exit %d) with %u in flight; capacity now %llu; drain %.0f ms\n",
 	       test, t, rc, e->inflight_at[1],
 	       (unsigned long long)capacity(e), drain);
 
@@ -1134,7 +1149,7 @@ static void removed(struct __test_metadata *_metadata,
 	eng_close(e);
 	closing = now_ms() - closing;
 	eng_report(e, test, remove_names);
-	printf("# %s: detach %.0f ms, close %.0f ms\n", test, detach, closing);
+	note("%s: detach %.0f ms, close %.0f ms\n", test, detach, closing);
 	assert_clean(_metadata, e);
 	EXPECT_LT(0, e->count[0][ST_OK]);
 	EXPECT_LT(0, e->count[2][ST_IOERR]);
@@ -1150,12 +1165,12 @@ static void removed(struct __test_metadata *_metadata,
 	}
 }
 
-TEST_F_TIMEOUT(fault, removed_scsi_delete, 60)
+TEST_F_TIMEOUT(fault, removed_scsi_delete, 120)
 {
 	removed(_metadata, self, true, "removed_scsi_delete");
 }
 
-TEST_F_TIMEOUT(fault, removed_dm_force, 60)
+TEST_F_TIMEOUT(fault, removed_dm_force, 120)
 {
 	removed(_metadata, self, false, "removed_dm_force");
 }
@@ -1178,7 +1193,7 @@ static const char *const shrink_names[] = {
 	"full size", "shrinking", "shrunk", NULL
 };
 
-TEST_F_TIMEOUT(fault, shrunk_dm_linear, 60)
+TEST_F_TIMEOUT(fault, shrunk_dm_linear, 120)
 {
 	struct eng *e = &self->e;
 	uint64_t cap0, cap1;
@@ -1206,7 +1221,7 @@ TEST_F_TIMEOUT(fault, shrunk_dm_linear, 60)
 	drain = eng_stop(e);
 	cap1 = capacity(e);
 	eng_report(e, "shrunk_dm_linear", shrink_names);
-	printf("# shrunk_dm_linear: %llu -> %llu sectors in %.0f ms with %u in flight; drain %.0f ms\n",
+	note("shrunk_dm_linear: %llu -> %llu sectors in %.0f ms with %u in flight; drain %.0f ms\n",
 	       (unsigned long long)cap0, (unsigned long long)cap1, t,
 	       e->inflight_at[1], drain);
 	assert_clean(_metadata, e);
