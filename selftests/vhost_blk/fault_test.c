@@ -596,12 +596,31 @@ FIXTURE(fault) {
 	double t0;
 };
 
-static void remove_all(void)
+#define SD_DRV		"/sys/bus/pseudo/drivers/scsi_debug/"
+#define SD_PARAM	"/sys/module/scsi_debug/parameters/"
+
+/* scsi_debug as loaded: no error injection, default 1-jiffy delay. */
+static void scsi_debug_defaults(void)
 {
-	/* Leftovers of a run killed by its timeout; quiet when absent. */
-	if (vblk_dm_exists(DM_NAME) && vblk_dm_remove(DM_NAME, false))
-		vblk_dm_remove(DM_NAME, true);
-	vblk_scsi_debug_remove();
+	vblk_write_str(SD_DRV "opts", "0");
+	vblk_write_str(SD_DRV "delay", "1");
+}
+
+/*
+ * Tests share one scsi_debug (loading it takes seconds in TCG); the test
+ * process that started them all removes it, whatever happened.
+ */
+static pid_t harness_pid;
+
+static void __attribute__((constructor)) note_harness(void)
+{
+	harness_pid = getpid();
+}
+
+static void __attribute__((destructor)) remove_scsi_debug(void)
+{
+	if (getpid() == harness_pid)
+		vblk_scsi_debug_remove();
 }
 
 FIXTURE_SETUP(fault)
@@ -609,7 +628,9 @@ FIXTURE_SETUP(fault)
 	memset(self, 0, sizeof(*self));
 	self->e.d.fd = -1;
 	self->t0 = now_ms();
-	remove_all();
+	/* Leftovers of a test killed by its timeout. */
+	if (vblk_dm_exists(DM_NAME) && vblk_dm_remove(DM_NAME, false))
+		vblk_dm_remove(DM_NAME, true);
 	/* Catch a long stall as a hung-task report (the runner fails on it). */
 	if (!vblk_read_str("/proc/sys/kernel/hung_task_timeout_secs",
 			   self->hung_old, sizeof(self->hung_old)))
@@ -623,14 +644,14 @@ FIXTURE_TEARDOWN(fault)
 	if (self->dm[0] && vblk_dm_remove(DM_NAME, false))
 		vblk_dm_remove(DM_NAME, true);
 	if (self->sd[0])
-		vblk_scsi_debug_remove();
+		scsi_debug_defaults();
 	if (self->hung_old[0])
 		vblk_write_str("/proc/sys/kernel/hung_task_timeout_secs",
 			       self->hung_old);
 	free(self->e.slots);
 	free(self->e.reqs);
 	note("%s: %.1f s with set-up and clean-up\n", _metadata->name,
-	       (now_ms() - self->t0) / 1000);
+	     (now_ms() - self->t0) / 1000);
 }
 
 /* dm-linear over /dev/ram2 (16 MiB), as self->dm. Skips if impossible. */
@@ -658,25 +679,27 @@ static bool make_dm(struct __test_metadata *_metadata,
 	return true;
 }
 
+/* The shared scsi_debug disk (SD_PARAMS), as self->sd, at its defaults. */
 static bool make_scsi_debug(struct __test_metadata *_metadata,
-			    FIXTURE_DATA(fault) *self, const char *params)
+			    FIXTURE_DATA(fault) *self)
 {
 	double t0 = now_ms();
-	int ret = vblk_scsi_debug(params, self->sd, sizeof(self->sd));
+	int ret = vblk_scsi_debug_get(SD_PARAMS, self->sd, sizeof(self->sd));
 
-	note("scsi_debug %s: %s after %.0f ms\n", params,
-	       ret ? "failed" : self->sd, now_ms() - t0);
-
+	note("scsi_debug %s: %s after %.0f ms\n", SD_PARAMS,
+	     ret ? "failed" : self->sd, now_ms() - t0);
 	if (ret == -ENODEV) {
 		self->sd[0] = 0;
-		SKIP(return false, "cannot load scsi_debug %s", params);
+		SKIP(return false, "cannot load scsi_debug %s", SD_PARAMS);
 	}
 	if (ret) {
 		/* Loaded, no disk: remove in the teardown. */
 		strcpy(self->sd, "?");
-		EXPECT_EQ(0, ret) TH_LOG("scsi_debug %s: no disk appeared", params);
+		EXPECT_EQ(0, ret) TH_LOG("scsi_debug %s: no disk appeared",
+					 SD_PARAMS);
 		return false;
 	}
+	scsi_debug_defaults();
 	return true;
 }
 
@@ -859,11 +882,13 @@ TEST_F_TIMEOUT(fault, scsi_medium_error, 120)
 	double drain;
 	int fd;
 
-	snprintf(params, sizeof(params),
-		 "dev_size_mb=%u opts=2 medium_error_start=%u medium_error_count=8",
-		 SD_MB, start);
-	if (!make_scsi_debug(_metadata, self, params))
+	if (!make_scsi_debug(_metadata, self))
 		return;
+	snprintf(params, sizeof(params), "%u", start);
+	ASSERT_EQ(0, vblk_write_str(SD_PARAM "medium_error_start", params));
+	ASSERT_EQ(0, vblk_write_str(SD_PARAM "medium_error_count", "8"));
+	/* opts=2: reads of those sectors fail with MEDIUM ERROR */
+	ASSERT_EQ(0, vblk_write_str(SD_DRV "opts", "2"));
 	eng_init(e, DEPTH, SLOT, (SD_MB << 20) / SLOT);
 	e->slots[BAD_SLOT - 1].skip = true;
 	e->slots[BAD_SLOT + 1].skip = true;
@@ -955,12 +980,12 @@ static bool make_slow(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, eng_prefill(e, RAM)) return false;
 		return true;
 	}
-	if (!make_scsi_debug(_metadata, self, SD_PARAMS))
+	if (!make_scsi_debug(_metadata, self))
 		return false;
 	*path = self->sd;
 	ASSERT_EQ(0, eng_prefill(e, self->sd)) return false;
 	/* Slow from now on; settable while idle. */
-	ASSERT_EQ(0, vblk_write_str("/sys/bus/pseudo/drivers/scsi_debug/delay",
+	ASSERT_EQ(0, vblk_write_str(SD_DRV "delay",
 				    SDEBUG_JIFFIES)) return false;
 	return true;
 }
@@ -1054,7 +1079,7 @@ static void slow(struct __test_metadata *_metadata, FIXTURE_DATA(fault) *self,
 	/* Whatever was in flight, the device holds whole writes. */
 	if (how != SLOW_KILL) {
 		if (dev == SLOW_SCSI)
-			vblk_write_str("/sys/bus/pseudo/drivers/scsi_debug/delay",
+			vblk_write_str(SD_DRV "delay",
 				       "0");
 		EXPECT_EQ(0, eng_verify(e, dev == SLOW_DM_DELAY ? RAM : path,
 					0, e->nslots, 0));
@@ -1107,8 +1132,7 @@ static void removed(struct __test_metadata *_metadata,
 	int rc = 0;
 
 	if (scsi) {
-		if (!make_scsi_debug(_metadata, self,
-				     SD_PARAMS))
+		if (!make_scsi_debug(_metadata, self))
 			return;
 		path = self->sd;
 	} else {

@@ -706,9 +706,21 @@ bool vblk_dm_exists(const char *name)
 #define VBLK_SDEBUG_DISKS \
 	"/sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/*"
 
-int vblk_scsi_debug(const char *params, char *path, size_t pathlen)
+/* The first disk of a loaded scsi_debug, as /dev/sdX; false if none. */
+static bool vblk_scsi_debug_disk(char *path, size_t pathlen)
 {
 	glob_t g;
+	bool found = !glob(VBLK_SDEBUG_DISKS, 0, NULL, &g);
+
+	if (found)
+		snprintf(path, pathlen, "/dev/%s",
+			 strrchr(g.gl_pathv[0], '/') + 1);
+	globfree(&g);
+	return found && !access(path, F_OK);
+}
+
+int vblk_scsi_debug(const char *params, char *path, size_t pathlen)
+{
 	int i;
 
 	if (!access("/sys/bus/pseudo/drivers/scsi_debug", F_OK)) {
@@ -721,17 +733,18 @@ int vblk_scsi_debug(const char *params, char *path, size_t pathlen)
 		return -ENODEV;
 	/* sd probes asynchronously; devtmpfs makes the node. */
 	for (i = 0; i < 500; i++) {
-		bool found = !glob(VBLK_SDEBUG_DISKS, 0, NULL, &g);
-
-		if (found)
-			snprintf(path, pathlen, "/dev/%s",
-				 strrchr(g.gl_pathv[0], '/') + 1);
-		globfree(&g);
-		if (found && !access(path, F_OK))
+		if (vblk_scsi_debug_disk(path, pathlen))
 			return 0;
 		usleep(20000);
 	}
 	return -ENOENT;
+}
+
+int vblk_scsi_debug_get(const char *params, char *path, size_t pathlen)
+{
+	if (!access("/sys/bus/pseudo/drivers/scsi_debug", F_OK))
+		return vblk_scsi_debug_disk(path, pathlen) ? 0 : -ENOENT;
+	return vblk_scsi_debug(params, path, pathlen);
 }
 
 int vblk_scsi_debug_remove(void)

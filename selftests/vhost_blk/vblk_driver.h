@@ -125,6 +125,12 @@ bool vblk_dm_exists(const char *name);
  * already (one instance per test), -ENOENT if no disk showed up.
  */
 int vblk_scsi_debug(const char *params, char *path, size_t pathlen);
+/*
+ * The same, but a scsi_debug loaded already is used as it is (its disk in
+ * path): loading takes seconds in a TCG VM, so tests share one and change
+ * its run-time parameters (opts, delay, medium_error_*).
+ */
+int vblk_scsi_debug_get(const char *params, char *path, size_t pathlen);
 /* rmmod scsi_debug; 0, or the exit status when it is still in use. */
 int vblk_scsi_debug_remove(void);
 /* Run a shell command; its exit status, or -1 if it could not run. */
