@@ -683,8 +683,15 @@ static bool make_dm(struct __test_metadata *_metadata,
 static bool make_scsi_debug(struct __test_metadata *_metadata,
 			    FIXTURE_DATA(fault) *self)
 {
+	char mb[16] = "";
 	double t0 = now_ms();
-	int ret = vblk_scsi_debug_get(SD_PARAMS, self->sd, sizeof(self->sd));
+	int ret;
+
+	/* Someone else's scsi_debug, of another size: start afresh. */
+	if (!vblk_read_str(SD_PARAM "dev_size_mb", mb, sizeof(mb)) &&
+	    atoi(mb) != SD_MB)
+		vblk_scsi_debug_remove();
+	ret = vblk_scsi_debug_get(SD_PARAMS, self->sd, sizeof(self->sd));
 
 	note("scsi_debug %s: %s after %.0f ms\n", SD_PARAMS,
 	     ret ? "failed" : self->sd, now_ms() - t0);
