@@ -18,8 +18,14 @@
  *
  * Devices: dm (linear, error, flakey, delay) over /dev/ram2, and scsi_debug,
  * which unlike brd and dm has writeback throttling on, as real disks do.
- * Every device is removed in the fixture teardown, and leftovers of a killed
- * run are removed in the setup.
+ * dm devices are removed in the fixture teardown, and a killed test's
+ * leftover in the next setup. One scsi_debug disk (8 MiB) serves all its
+ * tests, with error injection and delay set at run time and reset in the
+ * teardown; the harness's process removes the module when the run ends.
+ * /proc/sys/kernel/hung_task_timeout_secs is 20 while a test runs, so a
+ * stall long enough to matter is a hung-task report, which fails the run.
+ *
+ * VBLK_SEED=<n> changes the seed of the pattern and of the request mix.
  */
 #include <errno.h>
 #include <fcntl.h>
