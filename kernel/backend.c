@@ -39,7 +39,7 @@ static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 	write = f->f_mode & FMODE_WRITE;
 
 	ret = -ENOMEM;
-	disk = kzalloc(sizeof(*disk), GFP_KERNEL);
+	disk = kzalloc(sizeof(*disk), GFP_KERNEL_ACCOUNT);
 	if (!disk)
 		goto err_put_file;
 
@@ -47,12 +47,21 @@ static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 	ret = vhost_blk_bdev_open(&disk->handle, inode->i_rdev, write, blk);
 	if (ret)
 		goto err_free_disk;
+	disk->bdev = disk->handle.bdev;
+	/*
+	 * Zoned devices fail writes that are not at a zone's write pointer;
+	 * presenting one needs VIRTIO_BLK_F_ZONED, which is not implemented.
+	 */
+	ret = -EOPNOTSUPP;
+	if (bdev_is_zoned(disk->bdev))
+		goto err_close_bdev;
 	fput(f);
 
-	disk->bdev = disk->handle.bdev;
 	disk->read_only = !write || bdev_read_only(disk->bdev);
 	return disk;
 
+err_close_bdev:
+	vhost_blk_bdev_close(&disk->handle);
 err_free_disk:
 	kfree(disk);
 err_put_file:
@@ -66,6 +75,14 @@ static void vhost_blk_disk_close(struct vhost_blk_disk *disk)
 	kfree(disk);
 }
 
+/* No request is fetched from @bvq once this returns. */
+static void vhost_blk_vq_clear_backend(struct vhost_blk_vq *bvq)
+{
+	mutex_lock(&bvq->vq.mutex);
+	vhost_vq_set_backend(&bvq->vq, NULL);
+	mutex_unlock(&bvq->vq.mutex);
+}
+
 /*
  * Stop one queue: no new requests are fetched once this returns, and every
  * request already fetched has been completed to the guest (or, when the
@@ -75,24 +92,79 @@ static void vhost_blk_disk_close(struct vhost_blk_disk *disk)
  */
 void vhost_blk_stop_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 {
-	struct vhost_virtqueue *vq = &bvq->vq;
-
 	lockdep_assert_held(&blk->dev.mutex);
 
-	mutex_lock(&vq->mutex);
-	vhost_vq_set_backend(vq, NULL);
-	mutex_unlock(&vq->mutex);
-
+	vhost_blk_vq_clear_backend(bvq);
 	vhost_blk_vq_drain(blk, bvq);
 }
 
-/* Context: dev.mutex held. */
+/*
+ * Stop every queue in two passes, as vhost-net and vsock do: first no queue
+ * fetches anything new, then the requests in flight drain. Stopping and
+ * draining queue by queue would let the queues not yet stopped keep adding
+ * work while the first one waits.
+ *
+ * Context: dev.mutex held.
+ */
 void vhost_blk_stop(struct vhost_blk *blk)
 {
 	int i;
 
+	lockdep_assert_held(&blk->dev.mutex);
+
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
-		vhost_blk_stop_vq(blk, &blk->vqs[i]);
+		vhost_blk_vq_clear_backend(&blk->vqs[i]);
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		vhost_blk_vq_drain(blk, &blk->vqs[i]);
+}
+
+/*
+ * Hold every queue still until vhost_blk_resume(), backends attached: nothing
+ * is fetched, and every request already fetched has been completed. Requests
+ * keep guest addresses as host virtual addresses translated through the
+ * memory table they were fetched under (the status byte, a bounced read's
+ * buffer), so a new table must not take effect while any is in flight: the
+ * VMM may already have unmapped the old region and put something else there.
+ * Stop every queue first, then drain: no queue fetches while another drains.
+ *
+ * Context: dev.mutex held.
+ */
+void vhost_blk_pause(struct vhost_blk *blk)
+{
+	int i;
+
+	lockdep_assert_held(&blk->dev.mutex);
+
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		struct vhost_virtqueue *vq = &blk->vqs[i].vq;
+
+		mutex_lock(&vq->mutex);
+		blk->vqs[i].paused = true;
+		mutex_unlock(&vq->mutex);
+	}
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
+		vhost_blk_vq_drain(blk, &blk->vqs[i]);
+}
+
+/* Let paused queues fetch again. Context: dev.mutex held. */
+void vhost_blk_resume(struct vhost_blk *blk)
+{
+	int i;
+
+	lockdep_assert_held(&blk->dev.mutex);
+
+	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
+		struct vhost_virtqueue *vq = &blk->vqs[i].vq;
+		bool running;
+
+		mutex_lock(&vq->mutex);
+		blk->vqs[i].paused = false;
+		running = vhost_vq_get_backend(vq);
+		mutex_unlock(&vq->mutex);
+		/* Kicks that came while paused were dropped. */
+		if (running)
+			vhost_poll_queue(&vq->poll);
+	}
 }
 
 /* Stop all queues and drop the backend. Context: dev.mutex held. */
@@ -181,12 +253,30 @@ long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
 }
 
 /*
- * Without hardware write-zeroes the block layer writes zero pages; bound one
- * request so a guest cannot tie the device up for long.
+ * Without hardware write-zeroes the block layer writes zero pages, and a
+ * device that offers it may still refuse and leave zero pages to us
+ * (vhost_blk_req_retry_zeroes()): bound one request so a guest cannot tie
+ * the device up for long.
  */
 unsigned int vhost_blk_write_zeroes_max(struct block_device *bdev)
 {
-	return bdev_write_zeroes_sectors(bdev) ?: (32U << 20) >> SECTOR_SHIFT;
+	return min_t(unsigned int, bdev_write_zeroes_sectors(bdev) ?: U32_MAX,
+		     (32U << 20) >> SECTOR_SHIFT);
+}
+
+/*
+ * The offset of the first physically aligned block, in logical blocks. A
+ * stack whose legs disagree (bdev_alignment_offset() < 0) has no such
+ * offset, and one that does not fit the field is no use: both report 0.
+ */
+static u8 vhost_blk_alignment_offset(struct block_device *bdev,
+				     unsigned int lbs)
+{
+	int offset = bdev_alignment_offset(bdev);
+
+	if (offset <= 0 || offset / lbs > U8_MAX)
+		return 0;
+	return offset / lbs;
 }
 
 /*
@@ -226,7 +316,7 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 	cfg->capacity = cfg_le64(bdev_nr_sectors(bdev));
 	cfg->blk_size = cfg_le32(lbs);
 	cfg->physical_block_exp = pbs > lbs ? ilog2(pbs / lbs) : 0;
-	cfg->alignment_offset = bdev_alignment_offset(bdev) / lbs;
+	cfg->alignment_offset = vhost_blk_alignment_offset(bdev, lbs);
 	io_min = min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX);
 	cfg->min_io_size = cfg_le16(io_min);
 	cfg->opt_io_size = cfg_le32(bdev_io_opt(bdev) / lbs);

@@ -28,12 +28,18 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 	struct vhost_blk *blk;
 	int i;
 
-	/* Large (one struct vhost_virtqueue per queue): allow vmalloc. */
-	blk = kvzalloc(sizeof(*blk), GFP_KERNEL | __GFP_RETRY_MAYFAIL);
+	/*
+	 * Large (one struct vhost_virtqueue per queue): allow vmalloc. Like
+	 * everything a device allocates for its owner (request tables, bounce
+	 * pages), charged to the owner's memory cgroup.
+	 */
+	blk = kvzalloc(sizeof(*blk),
+		       GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL);
 	if (!blk)
 		return -ENOMEM;
 
-	vqs = kmalloc_array(VHOST_BLK_MAX_QUEUES, sizeof(*vqs), GFP_KERNEL);
+	vqs = kmalloc_array(VHOST_BLK_MAX_QUEUES, sizeof(*vqs),
+			    GFP_KERNEL_ACCOUNT);
 	if (!vqs) {
 		kvfree(blk);
 		return -ENOMEM;
@@ -73,14 +79,26 @@ static int vhost_blk_release(struct inode *inode, struct file *f)
 	return 0;
 }
 
+/*
+ * Features are the owner's to set, and only while no backend is attached:
+ * the kick and completion paths read acked_features (EVENT_IDX, endianness)
+ * without expecting them to change under a running ring.
+ */
 static int vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 {
-	int i;
+	int i, ret;
 
 	if (features & ~VHOST_BLK_FEATURES)
 		return -EOPNOTSUPP;
 
 	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (ret)
+		goto out;
+	ret = -EBUSY;
+	if (blk->disk)
+		goto out;
+	ret = 0;
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++) {
 		struct vhost_virtqueue *vq = &blk->vqs[i].vq;
 
@@ -88,8 +106,9 @@ static int vhost_blk_set_features(struct vhost_blk *blk, u64 features)
 		vq->acked_features = features;
 		mutex_unlock(&vq->mutex);
 	}
+out:
 	mutex_unlock(&blk->dev.mutex);
-	return 0;
+	return ret;
 }
 
 /*
@@ -204,34 +223,96 @@ out:
 	return ret;
 }
 
+static bool vhost_blk_ranges_overlap(u64 a, u64 b, u64 size_a, u64 size_b)
+{
+	return a <= b + size_b - 1 && b <= a + size_a - 1;
+}
+
+/* -EINVAL if region @i overlaps an earlier one in either address space. */
+static int vhost_blk_region_overlaps(const struct vhost_memory_region *r,
+				     u32 i)
+{
+	u32 j;
+
+	for (j = 0; j < i; j++) {
+		if (vhost_blk_ranges_overlap(r[i].guest_phys_addr,
+					     r[j].guest_phys_addr,
+					     r[i].memory_size,
+					     r[j].memory_size) ||
+		    vhost_blk_ranges_overlap(r[i].userspace_addr,
+					     r[j].userspace_addr,
+					     r[i].memory_size,
+					     r[j].memory_size))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * The vhost core checks region addresses only for rings that are running,
  * so a table naming kernel addresses or wrapping around would be accepted
  * while the device is idle. Refuse it up front (the data path stays safe
  * regardless: every access to guest memory goes through uaccess or GUP).
  * Headers the core rejects itself (padding, too many regions) pass through.
+ * Overlapping regions, which the core does not check either, are refused
+ * with EINVAL: one guest address must translate to one host address and
+ * back.
  */
 int vhost_blk_check_mem_table(const struct vhost_memory __user *m)
 {
-	struct vhost_memory_region r;
+	struct vhost_memory_region *r;
 	struct vhost_memory mem;
 	u32 i;
+	int ret;
 
 	if (copy_from_user(&mem, m, sizeof(mem)))
 		return -EFAULT;
 	if (mem.padding || mem.nregions > VHOST_BLK_MEM_REGIONS_MAX)
 		return 0;
-	for (i = 0; i < mem.nregions; i++) {
-		if (copy_from_user(&r, &m->regions[i], sizeof(r)))
-			return -EFAULT;
-		if (!r.memory_size ||
-		    r.guest_phys_addr + r.memory_size - 1 < r.guest_phys_addr ||
-		    r.userspace_addr + r.memory_size - 1 < r.userspace_addr ||
-		    !access_ok((void __user *)(uintptr_t)r.userspace_addr,
-			       r.memory_size))
-			return -EFAULT;
+	r = memdup_array_user(m->regions, mem.nregions, sizeof(*r));
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+	ret = 0;
+	for (i = 0; i < mem.nregions && !ret; i++) {
+		if (!r[i].memory_size ||
+		    r[i].guest_phys_addr + r[i].memory_size - 1 <
+		    r[i].guest_phys_addr ||
+		    r[i].userspace_addr + r[i].memory_size - 1 <
+		    r[i].userspace_addr ||
+		    !access_ok((void __user *)(uintptr_t)r[i].userspace_addr,
+			       r[i].memory_size))
+			ret = -EFAULT;
 	}
-	return 0;
+	for (i = 0; i < mem.nregions && !ret; i++)
+		ret = vhost_blk_region_overlaps(r, i);
+	kfree(r);
+	return ret;
+}
+
+/*
+ * The vhost core swaps the table without waiting for requests in flight,
+ * which hold addresses translated through the old one: hold the queues still
+ * around the swap (see vhost_blk_pause()). Tables change rarely (memory
+ * hotplug), so the drain costs nothing in the data path.
+ */
+static long vhost_blk_ioctl_set_mem_table(struct vhost_blk *blk,
+					  void __user *argp)
+{
+	long ret;
+
+	ret = vhost_blk_check_mem_table(argp);
+	if (ret)
+		return ret;
+
+	mutex_lock(&blk->dev.mutex);
+	ret = vhost_dev_check_owner(&blk->dev);
+	if (!ret) {
+		vhost_blk_pause(blk);
+		ret = vhost_dev_ioctl(&blk->dev, VHOST_SET_MEM_TABLE, argp);
+		vhost_blk_resume(blk);
+	}
+	mutex_unlock(&blk->dev.mutex);
+	return ret;
 }
 
 /*
@@ -325,11 +406,21 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 		return ret;
 #endif
 	case VHOST_SET_MEM_TABLE:
-		ret = vhost_blk_check_mem_table(argp);
-		if (ret)
-			return ret;
-		fallthrough;
-	default:
+		return vhost_blk_ioctl_set_mem_table(blk, argp);
+	case VHOST_SET_OWNER:
+	case VHOST_SET_LOG_BASE:
+	case VHOST_SET_LOG_FD:
+	case VHOST_SET_VRING_NUM:
+	case VHOST_SET_VRING_ADDR:
+	case VHOST_SET_VRING_BASE:
+	case VHOST_SET_VRING_KICK:
+	case VHOST_SET_VRING_CALL:
+	case VHOST_SET_VRING_ERR:
+	case VHOST_SET_VRING_ENDIAN:
+	case VHOST_GET_VRING_ENDIAN:
+	case VHOST_SET_VRING_BUSYLOOP_TIMEOUT:
+	case VHOST_GET_VRING_BUSYLOOP_TIMEOUT:
+		/* The core checks the owner in vhost_dev_ioctl(). */
 		mutex_lock(&blk->dev.mutex);
 		ret = vhost_dev_ioctl(&blk->dev, ioctl, argp);
 		if (ret == -ENOIOCTLCMD)
@@ -338,6 +429,13 @@ static long vhost_blk_ioctl(struct file *f, unsigned int ioctl,
 			vhost_dev_flush(&blk->dev);
 		mutex_unlock(&blk->dev.mutex);
 		return ret;
+	default:
+		/*
+		 * Not the core's dispatch: its vring ioctls read a ring index
+		 * from any command first and answer ENOBUFS or EFAULT for
+		 * commands they do not know. A VMM probes with ENOTTY.
+		 */
+		return -ENOTTY;
 	}
 }
 

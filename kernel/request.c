@@ -10,33 +10,47 @@
  */
 #include "vhost_blk.h"
 
+#include <linux/ioprio.h>
+
 struct bio_set vhost_blk_bio_set;
 
 /*
  * Pages the device wrote must be marked dirty, which may sleep, so read bios
- * end on a list that a work item releases. Not the vhost worker: freeing
- * bios must not wait for the worker that may be waiting for a free bio.
+ * end on their queue's list that the queue's work item releases. Not the
+ * vhost worker: freeing bios must not wait for the worker that may be
+ * waiting for a free bio. A read bio counts as pending in its request until
+ * its pages are released, so the request (and its share of the in-flight
+ * budget) ends only then: the budget bounds the pins, not just the bios.
  */
 static struct workqueue_struct *vhost_blk_wq;
-static LLIST_HEAD(vhost_blk_dirty_bios);
 
 static void vhost_blk_dirty_fn(struct work_struct *work)
 {
-	struct llist_node *list = llist_del_all(&vhost_blk_dirty_bios);
+	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
+						dirty_work);
+	struct llist_node *list = llist_del_all(&bvq->dirty);
 	struct vhost_blk_bio *vbio, *tmp;
 
 	llist_for_each_entry_safe(vbio, tmp, list, node) {
+		struct vhost_blk_req *req = vbio->bio.bi_private;
+
 		bio_release_pages(&vbio->bio, true);
 		bio_put(&vbio->bio);
+		if (atomic_dec_and_test(&req->pending))
+			vhost_blk_req_ended(req);
 	}
 }
 
-static DECLARE_WORK(vhost_blk_dirty_work, vhost_blk_dirty_fn);
-
-/* Every read bio that has ended so far has released its pages on return. */
-void vhost_blk_flush_dirtying(void)
+void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq)
 {
-	flush_work(&vhost_blk_dirty_work);
+	init_llist_head(&bvq->dirty);
+	INIT_WORK(&bvq->dirty_work, vhost_blk_dirty_fn);
+}
+
+/* The queue's dirtying work has returned, if it was running. */
+void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq)
+{
+	flush_work(&bvq->dirty_work);
 }
 
 int vhost_blk_request_init(void)
@@ -56,8 +70,7 @@ int vhost_blk_request_init(void)
 
 void vhost_blk_request_exit(void)
 {
-	/* No device is open: every bio has ended and been queued. */
-	flush_work(&vhost_blk_dirty_work);
+	/* No device is open: every queue's dirtying work has been flushed. */
 	destroy_workqueue(vhost_blk_wq);
 	bioset_exit(&vhost_blk_bio_set);
 }
@@ -89,15 +102,16 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 
 	vhost_blk_bio_status(req, bio);
 	if (req->to_guest) {
-		llist_add(&vbio->node, &vhost_blk_dirty_bios);
-		queue_work(vhost_blk_wq, &vhost_blk_dirty_work);
-	} else {
-		/* As the block layer's own direct I/O: fine in any context. */
-		bio_release_pages(bio, false);
-		bio_put(bio);
+		/* Still pending until the work has released the pages. */
+		llist_add(&vbio->node, &req->bvq->dirty);
+		queue_work(vhost_blk_wq, &req->bvq->dirty_work);
+		return;
 	}
+	/* As the block layer's own direct I/O: fine in any context. */
+	bio_release_pages(bio, false);
+	bio_put(bio);
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 }
 
 /* End of a bio without guest pages: flush, discard, write zeroes. */
@@ -108,7 +122,7 @@ static void vhost_blk_bio_end_io_nodata(struct bio *bio)
 	vhost_blk_bio_status(req, bio);
 	bio_put(bio);
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 }
 
 static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
@@ -121,24 +135,29 @@ static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
 	kvfree(b);
 }
 
-/* Copy a bounced read into the guest's buffer. Context: owner's mm. */
-static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
+/*
+ * Copy the current window between the bounce pages and the guest's buffer:
+ * into the guest after a read, out of it before a write. Returns false on a
+ * fault. Context: owner's mm.
+ */
+static bool vhost_blk_bounce_copy(struct vhost_blk_bounce *b, bool to_guest)
 {
-	struct vhost_blk_bounce *b = req->bounce;
 	struct iov_iter iter;
 	size_t done = 0;
 	unsigned int i;
 
-	iov_iter_init(&iter, ITER_DEST, b->iov, b->nr_iov, b->len);
-	for (i = 0; i < b->nr_pages && done < b->len; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, b->len - done);
+	iov_iter_init(&iter, to_guest ? ITER_DEST : ITER_SOURCE, b->iov,
+		      b->nr_iov, b->skip + b->len);
+	iov_iter_advance(&iter, b->skip + b->done);
+	for (i = 0; i < b->nr_pages && done < b->window; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, b->window - done);
 
-		if (copy_page_to_iter(b->pages[i], 0, n, &iter) != n) {
-			req->status = VIRTIO_BLK_S_IOERR;
-			return;
-		}
+		if ((to_guest ? copy_page_to_iter(b->pages[i], 0, n, &iter) :
+				copy_page_from_iter(b->pages[i], 0, n, &iter)) != n)
+			return false;
 		done += n;
 	}
+	return true;
 }
 
 /*
@@ -149,7 +168,7 @@ static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
  *
  * Context: process context, vq->mutex held.
  */
-void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
+void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 
@@ -159,8 +178,9 @@ void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
 	if (req->bounce) {
 		bvq->bounce_pages -= req->bounce->nr_pages;
 		if (req->to_guest && guest_mm &&
-		    req->status == VIRTIO_BLK_S_OK)
-			vhost_blk_bounce_to_guest(req);
+		    req->status == VIRTIO_BLK_S_OK &&
+		    !vhost_blk_bounce_copy(req->bounce, true))
+			req->status = VIRTIO_BLK_S_IOERR;
 		vhost_blk_bounce_free(req->bounce);
 		req->bounce = NULL;
 	}
@@ -175,11 +195,25 @@ static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio,
 	submit_bio(bio);
 }
 
-static struct bio *vhost_blk_bio_alloc(struct block_device *bdev,
+/*
+ * Guest writes are what O_DIRECT writes are to the block layer, REQ_SYNC |
+ * REQ_IDLE, never background writeback: writeback throttling (wbt, on by
+ * default for SCSI and NVMe disks) would otherwise hold the kick handler in
+ * wbt_wait() with vq->mutex held, and with it close, detach and the owner's
+ * exit. The guest's flush is waited for too: the same flags.
+ */
+#define VHOST_BLK_WRITE_OPF	(REQ_OP_WRITE | REQ_SYNC | REQ_IDLE)
+
+static struct bio *vhost_blk_bio_alloc(struct vhost_blk_req *req,
+				       struct block_device *bdev,
 				       unsigned short nr_vecs, blk_opf_t opf)
 {
-	return bio_alloc_bioset(bdev, nr_vecs, opf, GFP_KERNEL,
-				&vhost_blk_bio_set);
+	struct bio *bio;
+
+	bio = bio_alloc_bioset(bdev, nr_vecs, opf, GFP_KERNEL,
+			       &vhost_blk_bio_set);
+	bio->bi_ioprio = req->ioprio;
+	return bio;
 }
 
 /*
@@ -194,7 +228,7 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 		struct bio *bio;
 		int ret;
 
-		bio = vhost_blk_bio_alloc(bdev,
+		bio = vhost_blk_bio_alloc(req, bdev,
 					  bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
 					  opf);
 		bio->bi_iter.bi_sector = sector;
@@ -209,59 +243,23 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 	return VIRTIO_BLK_S_OK;
 }
 
-/*
- * Read or write through host pages, taken from the queue's bounce budget
- * (checked by the caller).
- */
-static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
-			       struct block_device *bdev,
-			       struct iov_iter *iter, sector_t sector,
-			       bool write, const struct vhost_blk_layout *l)
+/* Submit the current window's bios. */
+static void vhost_blk_bounce_submit(struct vhost_blk_req *req,
+				    struct vhost_blk_bounce *b)
 {
-	struct vhost_blk_vq *bvq = req->bvq;
-	size_t len = iov_iter_count(iter);
-	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE), i;
-	struct vhost_blk_bounce *b;
+	unsigned int nr = DIV_ROUND_UP(b->window, PAGE_SIZE), i;
+	sector_t sector = b->sector + (b->done >> SECTOR_SHIFT);
 	struct bio *bio = NULL;
 
-	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL);
-	if (!b)
-		return VIRTIO_BLK_S_IOERR;
-	req->bounce = b;
-	b->len = len;
 	for (i = 0; i < nr; i++) {
-		/* Zeroed for reads: no stale host data, whatever the device does. */
-		b->pages[i] = alloc_page(write ? GFP_KERNEL :
-					 GFP_KERNEL | __GFP_ZERO);
-		if (!b->pages[i])
-			return VIRTIO_BLK_S_IOERR;
-		b->nr_pages++;
-		bvq->bounce_pages++;
-	}
-
-	if (write) {
-		for (i = 0; i < nr; i++) {
-			size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
-
-			if (copy_page_from_iter(b->pages[i], 0, n, iter) != n)
-				return VIRTIO_BLK_S_IOERR;
-		}
-	} else {
-		/* Keep the guest's buffer for the copy at completion. */
-		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
-				 GFP_KERNEL);
-		if (!b->iov)
-			return VIRTIO_BLK_S_IOERR;
-		b->nr_iov = l->in_nr;
-	}
-
-	for (i = 0; i < nr; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
+		size_t n = min_t(size_t, PAGE_SIZE, b->window - i * PAGE_SIZE);
 
 		if (!bio) {
-			bio = vhost_blk_bio_alloc(bdev, min_t(unsigned int, nr - i,
-							      BIO_MAX_VECS),
-						  write ? REQ_OP_WRITE : REQ_OP_READ);
+			bio = vhost_blk_bio_alloc(req, b->bdev,
+						  min_t(unsigned int, nr - i,
+							BIO_MAX_VECS),
+						  b->write ? VHOST_BLK_WRITE_OPF :
+							     REQ_OP_READ);
 			bio->bi_iter.bi_sector = sector;
 		}
 		__bio_add_page(bio, b->pages[i], n, 0);
@@ -271,6 +269,95 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 			bio = NULL;
 		}
 	}
+}
+
+/*
+ * A bounced request whose window has ended and that has more to move: copy
+ * a read window out, start the next window (copying a write's in) and
+ * return true; the request ends again later. Without the guest's memory
+ * (@guest_mm false: the owner is exiting) the rest fails with IOERR.
+ *
+ * Context: process context, vq->mutex held, the owner's mm if @guest_mm.
+ */
+bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm)
+{
+	struct vhost_blk_bounce *b = req->bounce;
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (!b || b->done + b->window == b->len ||
+	    req->status != VIRTIO_BLK_S_OK)
+		return false;
+	if (!guest_mm || (!b->write && !vhost_blk_bounce_copy(b, true))) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	b->done += b->window;
+	b->window = min_t(size_t, b->len - b->done,
+			  (size_t)b->nr_pages << PAGE_SHIFT);
+	if (b->write && !vhost_blk_bounce_copy(b, false)) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	atomic_inc(&bvq->inflight);
+	atomic_set(&req->pending, 1);
+	vhost_blk_bounce_submit(req, b);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+	return true;
+}
+
+/*
+ * Read or write @len bytes through @nr host pages (the first window), taken
+ * from the queue's bounce budget (checked by the caller). Returns a
+ * VIRTIO_BLK_S_* status, as vhost_blk_rw().
+ */
+static u8 vhost_blk_bounce_rw(struct vhost_blk_req *req,
+			      struct block_device *bdev, size_t len,
+			      unsigned int nr, sector_t sector, bool write,
+			      const struct vhost_blk_layout *l)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+	struct vhost_blk_bounce *b;
+	unsigned int i;
+
+	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL_ACCOUNT);
+	if (!b)
+		return VIRTIO_BLK_S_IOERR;
+	req->bounce = b;
+	b->len = len;
+	b->window = min_t(size_t, len, (size_t)nr << PAGE_SHIFT);
+	b->bdev = bdev;
+	b->sector = sector;
+	b->write = write;
+	for (i = 0; i < nr; i++) {
+		/* Zeroed for reads: no stale host data, whatever the device does. */
+		b->pages[i] = alloc_page(write ? GFP_KERNEL_ACCOUNT :
+					 GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+		if (!b->pages[i])
+			return VIRTIO_BLK_S_IOERR;
+		b->nr_pages++;
+		bvq->bounce_pages++;
+	}
+
+	/* Keep the guest's chain: later windows copy from or to it. */
+	if (write) {
+		b->iov = kmemdup(l->out_iov, l->out_nr * sizeof(*l->out_iov),
+				 GFP_KERNEL_ACCOUNT);
+		b->nr_iov = l->out_nr;
+		b->skip = sizeof(struct virtio_blk_outhdr);
+	} else {
+		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
+				 GFP_KERNEL_ACCOUNT);
+		b->nr_iov = l->in_nr;
+	}
+	if (!b->iov)
+		return VIRTIO_BLK_S_IOERR;
+	if (write && !vhost_blk_bounce_copy(b, false))
+		return VIRTIO_BLK_S_IOERR;
+
+	vhost_blk_bounce_submit(req, b);
 	return VIRTIO_BLK_S_OK;
 }
 
@@ -311,17 +398,58 @@ static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector,
 	return sector <= capacity && nr <= capacity - sector;
 }
 
-static int vhost_blk_read_write(struct vhost_blk_req *req,
-				struct vhost_blk_disk *disk,
-				struct vhost_blk_layout *l,
-				struct iov_iter *out, bool write, u64 sector)
+/*
+ * Zero-copy needs what O_DIRECT needs (the device's DMA alignment, segments
+ * of whole logical blocks) and one thing more than bdev_iter_is_aligned()
+ * checks: every piece of a page must be whole logical blocks. A 4 KiB block
+ * starting 512 bytes into a page is split across two pages, which drivers
+ * may mishandle (null_blk with 4 KiB blocks returned wrong data, and on 6.12
+ * oopsed); a segment that starts on a block boundary never is. Linux guests
+ * always comply; other layouts, which virtio allows, are bounced.
+ */
+static bool vhost_blk_zero_copy_ok(struct block_device *bdev,
+				   struct iov_iter *iter)
+{
+	unsigned int lbs = bdev_logical_block_size(bdev);
+
+	return bdev_iter_is_aligned(bdev, iter) &&
+	       iov_iter_is_aligned(iter, lbs - 1, lbs - 1);
+}
+
+/*
+ * Charge @len bytes to the queue's in-flight budget; false when they do not
+ * fit beside what is in flight (a request alone always fits). Released in
+ * vhost_blk_req_release().
+ */
+static bool vhost_blk_charge(struct vhost_blk_req *req, size_t len)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	if (bvq->inflight_bytes &&
+	    bvq->inflight_bytes + len > VHOST_BLK_INFLIGHT_BYTES)
+		return false;
+	bvq->inflight_bytes += len;
+	req->charged = len;
+	return true;
+}
+
+/*
+ * Returns the request's status so far. Sets *@retry instead when it does not
+ * fit the queue's budgets now: nothing was allocated or submitted, and the
+ * request goes back on the ring (the status is then meaningless).
+ */
+static u8 vhost_blk_read_write(struct vhost_blk_req *req,
+			       struct vhost_blk_disk *disk,
+			       struct vhost_blk_layout *l,
+			       struct iov_iter *out, bool write, u64 sector,
+			       bool *retry)
 {
 	struct block_device *bdev = disk->bdev;
 	struct vhost_blk_vq *bvq = req->bvq;
 	struct iov_iter data;
 	unsigned int pages;
+	size_t len, charge;
 	bool aligned;
-	size_t len;
 
 	if (write) {
 		/* Data must follow the header, nothing may be written back. */
@@ -345,37 +473,41 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 		return VIRTIO_BLK_S_IOERR;
 
 	/*
-	 * Zero-copy needs what O_DIRECT needs: the device's DMA alignment and
-	 * segments of whole logical blocks. Linux guests always comply; other
-	 * layouts, which virtio allows, are bounced.
+	 * A device that needs stable pages (data digests, dm-integrity,
+	 * RAID parity) must not see a guest rewrite a buffer in flight.
 	 */
-	aligned = bdev_iter_is_aligned(bdev, &data);
+	aligned = vhost_blk_zero_copy_ok(bdev, &data) &&
+		  !(write && bdev_stable_writes(bdev));
+	/* A larger bounced buffer moves in windows of the whole budget. */
+	charge = len;
 	if (!aligned) {
-		pages = DIV_ROUND_UP(len, PAGE_SIZE);
-		if (pages > VHOST_BLK_BOUNCE_PAGES)
-			return VIRTIO_BLK_S_IOERR;
+		pages = min_t(size_t, DIV_ROUND_UP(len, PAGE_SIZE),
+			      VHOST_BLK_BOUNCE_PAGES);
 		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
-			return -EAGAIN;
+			goto retry;
+		charge = min_t(size_t, len, (size_t)pages << PAGE_SHIFT);
 	}
-	if (bvq->inflight_bytes &&
-	    bvq->inflight_bytes + len > VHOST_BLK_INFLIGHT_BYTES)
-		return -EAGAIN;
-	/* Nothing returns -EAGAIN from here on. */
-	bvq->inflight_bytes += len;
-	req->charged = len;
+	if (!vhost_blk_charge(req, charge))
+		goto retry;
+	/* Nothing asks for a retry from here on. */
 
 	if (!write) {
 		req->to_guest = true;
 		req->used_len = len + 1;
 	}
 	if (!aligned)
-		return vhost_blk_bounce_rw(req, bdev, &data, sector, write, l);
+		return vhost_blk_bounce_rw(req, bdev, len, pages, sector,
+					   write, l);
 	return vhost_blk_rw(req, bdev, &data, sector,
-			    write ? REQ_OP_WRITE : REQ_OP_READ);
+			    write ? VHOST_BLK_WRITE_OPF : REQ_OP_READ);
+
+retry:
+	*retry = true;
+	return VIRTIO_BLK_S_OK;
 }
 
-static u8 vhost_blk_flush(struct vhost_blk_req *req,
-			  struct vhost_blk_disk *disk)
+static u8 vhost_blk_guest_flush(struct vhost_blk_req *req,
+				struct vhost_blk_disk *disk)
 {
 	struct bio *bio;
 
@@ -383,7 +515,8 @@ static u8 vhost_blk_flush(struct vhost_blk_req *req,
 	 * An empty write with PREFLUSH: kernels with upstream 1c042f8d4bc3
 	 * (6.6.y and later) refuse REQ_OP_FLUSH bios from submit_bio().
 	 */
-	bio = vhost_blk_bio_alloc(disk->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH);
+	bio = vhost_blk_bio_alloc(req, disk->bdev, 0,
+				  VHOST_BLK_WRITE_OPF | REQ_PREFLUSH);
 	vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
 	return VIRTIO_BLK_S_OK;
 }
@@ -405,10 +538,18 @@ static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
 	return VIRTIO_BLK_S_OK;
 }
 
-/* DISCARD and WRITE_ZEROES, with QEMU's answers to odd requests. */
+/*
+ * DISCARD and WRITE_ZEROES, with QEMU's answers to odd requests. Both are
+ * charged to the weight and the in-flight budget by the bytes they cover:
+ * write zeroes may become that many bytes of zero-page writes, and a discard
+ * can keep a device as busy as a write. A request covers at most the budget
+ * (VHOST_BLK_INFLIGHT_BYTES); one alone always runs. *@retry as in
+ * vhost_blk_read_write().
+ */
 static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 					 struct vhost_blk_disk *disk,
-					 struct iov_iter *out, u32 type)
+					 struct iov_iter *out, u32 type,
+					 size_t *bytes, bool *retry)
 {
 	struct block_device *bdev = disk->bdev;
 	struct virtio_blk_discard_write_zeroes seg;
@@ -444,7 +585,18 @@ static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 		return VIRTIO_BLK_S_IOERR;
 	if (!nr)
 		return VIRTIO_BLK_S_OK;
+	*bytes = min_t(u64, (u64)nr << SECTOR_SHIFT, VHOST_BLK_INFLIGHT_BYTES);
+	if (!vhost_blk_charge(req, *bytes)) {
+		*retry = true;
+		return VIRTIO_BLK_S_OK;
+	}
 
+	if (zeroes && bdev_write_zeroes_sectors(bdev)) {
+		/* Offloaded: if the device refuses, zero pages (below). */
+		req->zeroes_bdev = bdev;
+		req->zeroes_sector = sector;
+		req->zeroes_nr = nr;
+	}
 	if (zeroes)
 		ret = __blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL, &bio,
 					     flags ? 0 : BLKDEV_ZERO_NOUNMAP);
@@ -458,6 +610,59 @@ static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 		return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP :
 					    VIRTIO_BLK_S_IOERR;
 	return VIRTIO_BLK_S_OK;
+}
+
+/* Write @nr sectors of zeroes at @sector as bios of the zero page. */
+static void vhost_blk_write_zero_pages(struct vhost_blk_req *req,
+				       struct block_device *bdev,
+				       sector_t sector, u32 nr)
+{
+	while (nr) {
+		struct bio *bio;
+
+		bio = vhost_blk_bio_alloc(req, bdev, BIO_MAX_VECS,
+					  VHOST_BLK_WRITE_OPF);
+		bio->bi_iter.bi_sector = sector;
+		while (nr && bio->bi_vcnt < bio->bi_max_vecs) {
+			unsigned int len = min_t(u64, (u64)nr << SECTOR_SHIFT,
+						 PAGE_SIZE);
+
+			__bio_add_page(bio, ZERO_PAGE(0), len, 0);
+			nr -= len >> SECTOR_SHIFT;
+			sector += len >> SECTOR_SHIFT;
+		}
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	}
+}
+
+/*
+ * A device may offer write zeroes and still refuse it: a loop device over a
+ * file system without FALLOC_FL_ZERO_RANGE (tmpfs) answers NOTSUPP when the
+ * guest forbids unmapping. blkdev_issue_zeroout() then writes zero pages;
+ * so does this, from the completion path: the request is submitted again
+ * and ends again. Returns true when it was. Bounded as every write-zeroes
+ * request (vhost_blk_write_zeroes_max()) and still charged to the budget.
+ *
+ * Context: process context, vq->mutex held.
+ */
+bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req)
+{
+	struct block_device *bdev = req->zeroes_bdev;
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (!bdev || req->status != VIRTIO_BLK_S_UNSUPP)
+		return false;
+	req->zeroes_bdev = NULL;	/* once */
+	req->status = VIRTIO_BLK_S_OK;
+	atomic_inc(&bvq->inflight);
+	atomic_set(&req->pending, 1);
+	vhost_blk_write_zero_pages(req, bdev, req->zeroes_sector,
+				   req->zeroes_nr);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+	return true;
 }
 
 /*
@@ -490,10 +695,31 @@ static bool vhost_blk_layout(struct vhost_blk_req *req, struct iovec *iov,
 	return false;
 }
 
-static int vhost_blk_dispatch(struct vhost_blk *blk,
-			      struct vhost_blk_disk *disk,
-			      struct vhost_blk_req *req,
-			      struct vhost_blk_layout *l, size_t *bytes)
+/*
+ * The guest's I/O priority (virtio-blk header, as ioprio_set(2) encodes it),
+ * limited to what an unprivileged process may set: best-effort levels and
+ * idle. Real-time (a guest must not starve the host), hints and invalid
+ * values give 0: the bio takes the worker's priority, as any bio without one.
+ */
+static u16 vhost_blk_ioprio(u32 prio)
+{
+	if (prio > U16_MAX)
+		return 0;
+	switch (IOPRIO_PRIO_CLASS(prio)) {
+	case IOPRIO_CLASS_BE:
+	case IOPRIO_CLASS_IDLE:
+		return IOPRIO_PRIO_DATA(prio) < IOPRIO_NR_LEVELS ? prio : 0;
+	default:
+		return 0;
+	}
+}
+
+/* The request's status so far, or *@retry as in vhost_blk_read_write(). */
+static u8 vhost_blk_dispatch(struct vhost_blk *blk,
+			     struct vhost_blk_disk *disk,
+			     struct vhost_blk_req *req,
+			     struct vhost_blk_layout *l, size_t *bytes,
+			     bool *retry)
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct virtio_blk_outhdr hdr;
@@ -508,21 +734,25 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 		return VIRTIO_BLK_S_IOERR;
 	type = vhost32_to_cpu(vq, hdr.type);
 	sector = vhost64_to_cpu(vq, hdr.sector);
+	req->ioprio = vhost_blk_ioprio(vhost32_to_cpu(vq, hdr.ioprio));
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		*bytes = l->in_len;
-		return vhost_blk_read_write(req, disk, l, &out, false, sector);
+		return vhost_blk_read_write(req, disk, l, &out, false, sector,
+					    retry);
 	case VIRTIO_BLK_T_OUT:
 		*bytes = iov_iter_count(&out);
-		return vhost_blk_read_write(req, disk, l, &out, true, sector);
+		return vhost_blk_read_write(req, disk, l, &out, true, sector,
+					    retry);
 	case VIRTIO_BLK_T_FLUSH:
-		return vhost_blk_flush(req, disk);
+		return vhost_blk_guest_flush(req, disk);
 	case VIRTIO_BLK_T_GET_ID:
 		return vhost_blk_get_id(blk, req, l);
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		return vhost_blk_discard_write_zeroes(req, disk, &out, type);
+		return vhost_blk_discard_write_zeroes(req, disk, &out, type,
+						      bytes, retry);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
 	}
@@ -530,8 +760,10 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 
 /*
  * Start the request whose chain the vhost core left in vq->iov. The request
- * ends exactly once through vhost_blk_req_end(), after its last bio or at
- * once when it needs no I/O. Returns the data bytes it moves (for weights).
+ * ends exactly once through vhost_blk_req_ended(), after its last bio or at
+ * once when it needs no I/O. Returns the data bytes it moves (for weights),
+ * or -EAGAIN when it does not fit the queue's budgets now: then nothing was
+ * allocated or submitted and the caller puts the chain back on the ring.
  *
  * Context: the queue's worker, vq->mutex held.
  */
@@ -542,8 +774,9 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct vhost_blk_layout l;
+	bool retry = false;
 	size_t bytes = 0;
-	int status;
+	u8 status;
 
 	req->status_ptr = NULL;
 	req->used_len = 1;
@@ -551,6 +784,8 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->to_guest = false;
 	req->bounce = NULL;
 	req->charged = 0;
+	req->ioprio = 0;
+	req->zeroes_bdev = NULL;
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);
 
@@ -560,9 +795,8 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 		       req->head);
 		req->used_len = 0;
 	} else {
-		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes);
-		/* Nothing was allocated or submitted: retry later. */
-		if (status == -EAGAIN)
+		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes, &retry);
+		if (retry)
 			return -EAGAIN;
 		/* A bio may already have failed; keep the first error. */
 		if (status != VIRTIO_BLK_S_OK &&
@@ -571,6 +805,6 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	}
 
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 	return bytes;
 }

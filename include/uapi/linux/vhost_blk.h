@@ -29,6 +29,29 @@
  *   ``flags`` has unknown bits, or a ``__reserved`` field is not zero.
  * - E2BIG: ``size`` is larger than the structure this module knows and the
  *   extra bytes are not zero, or ``size`` is larger than a page.
+ *
+ * A command the device does not implement fails with ENOTTY whatever its
+ * argument, so a VMM can probe for one.
+ */
+
+/**
+ * DOC: Generic vhost ioctls
+ *
+ * Where vhost-blk differs from the vhost core:
+ *
+ * - VHOST_SET_MEM_TABLE holds every queue still and completes every request
+ *   in flight before the new table takes effect, then lets the queues run
+ *   again: requests keep guest buffers as addresses translated through the
+ *   table they were fetched under. It returns once the old table is no
+ *   longer used, so the VMM may then unmap a removed region. On a slow
+ *   device this takes as long as the requests in flight do.
+ * - VHOST_SET_FEATURES fails with EPERM for a caller that is not the owner,
+ *   EBUSY while a backend is attached (features cannot change under running
+ *   rings: set them before VHOST_BLK_SET_BACKEND, or detach first) and
+ *   EOPNOTSUPP for bits outside VHOST_BLK_FEATURES.
+ * - VHOST_SET_MEM_TABLE fails with EFAULT for a region that is empty, wraps
+ *   around or names addresses outside userspace, and with EINVAL for regions
+ *   that overlap in guest-physical or in userspace addresses.
  */
 
 /* Feature bits offered by VHOST_GET_FEATURES; all of them are implemented. */
@@ -96,6 +119,8 @@ struct vhost_blk_backend {
  * - EBUSY: the device is claimed by someone else (mounted, another
  *   vhost-blk device, another exclusive opener).
  * - EACCES: @fd is not open for reading (O_WRONLY).
+ * - EOPNOTSUPP: the device is zoned (host-managed or host-aware); presenting
+ *   one needs VIRTIO_BLK_F_ZONED, which is not implemented.
  * - ENOMEM: the request tables could not be allocated.
  * - EFAULT: a ring that is set up is not accessible, or no memory table
  *   was set (VHOST_SET_MEM_TABLE must come first).
