@@ -4,8 +4,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <linux/dm-ioctl.h>
 #include <linux/fs.h>
 
 #include "vblk_driver.h"
@@ -591,6 +596,220 @@ void vblk_loop_remove(const char *path)
 
 	snprintf(cmd, sizeof(cmd), "losetup -d %s", path);
 	system(cmd);
+}
+
+int vblk_sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+int vblk_write_str(const char *path, const char *val)
+{
+	int fd, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int vblk_read_str(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+/*
+ * Suspend, load and resume through the DM ioctls: no process to start while
+ * the device is suspended, so a switch under load takes milliseconds.
+ * @table: one target, "START LEN TYPE PARAMS", or NULL.
+ */
+static int vblk_dm_ioctl(unsigned long cmd, const char *name, uint32_t flags,
+			 const char *table, uint64_t *dev)
+{
+	union {
+		struct dm_ioctl io;
+		char buf[4096];
+	} u;
+	struct dm_target_spec *sp = (void *)(u.buf + sizeof(u.io));
+	unsigned long long start, len;
+	int fd, ret = 0, off = 0;
+
+	memset(&u, 0, sizeof(u));
+	u.io.version[0] = DM_VERSION_MAJOR;
+	u.io.data_size = sizeof(u);
+	u.io.data_start = sizeof(u.io);
+	u.io.flags = flags;
+	snprintf(u.io.name, sizeof(u.io.name), "%s", name);
+	if (table) {
+		if (sscanf(table, "%llu %llu %15s %n", &start, &len,
+			   sp->target_type, &off) != 3 || !off) {
+			fprintf(stderr, "dm table '%s': want START LEN TYPE PARAMS\n",
+				table);
+			return -EINVAL;
+		}
+		sp->sector_start = start;
+		sp->length = len;
+		snprintf((char *)(sp + 1), sizeof(u) - sizeof(u.io) - sizeof(*sp),
+			 "%s", table + off);
+		u.io.target_count = 1;
+	}
+	fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, cmd, &u.io))
+		ret = -errno;
+	close(fd);
+	if (ret && cmd != DM_DEV_STATUS)
+		fprintf(stderr, "dm ioctl %#lx on %s failed: %s\n", cmd, name,
+			strerror(-ret));
+	if (dev)
+		*dev = u.io.dev;
+	return ret;
+}
+
+int vblk_dm_suspend(const char *name, bool noflush)
+{
+	return vblk_dm_ioctl(DM_DEV_SUSPEND, name, DM_SUSPEND_FLAG |
+			     (noflush ? DM_NOFLUSH_FLAG : 0), NULL, NULL);
+}
+
+int vblk_dm_load(const char *name, const char *table)
+{
+	return vblk_dm_ioctl(DM_TABLE_LOAD, name, 0, table, NULL);
+}
+
+int vblk_dm_resume(const char *name)
+{
+	return vblk_dm_ioctl(DM_DEV_SUSPEND, name, 0, NULL, NULL);
+}
+
+int vblk_dm_switch(const char *name, const char *table, bool noflush)
+{
+	/* Loaded into the inactive slot first: the suspend is short. */
+	int ret = vblk_dm_load(name, table);
+
+	if (ret)
+		return ret;
+	ret = vblk_dm_suspend(name, noflush);
+	if (ret)
+		return ret;
+	return vblk_dm_resume(name);
+}
+
+int vblk_dm_create(const char *name, const char *table, char *path,
+		   size_t pathlen)
+{
+	uint64_t dev;
+	int ret;
+
+	if ((access("/sys/module/dm_delay", F_OK) ||
+	     access("/sys/module/dm_flakey", F_OK)) &&
+	    vblk_sh("modprobe -a dm-mod dm-delay dm-flakey"))
+		return -ENODEV;
+	ret = vblk_dm_ioctl(DM_DEV_CREATE, name, 0, NULL, &dev);
+	if (ret)
+		return ret;
+	ret = vblk_dm_load(name, table) ?: vblk_dm_resume(name);
+	if (ret) {
+		vblk_dm_remove(name, false);
+		return ret;
+	}
+	/* devtmpfs names the node after the minor. */
+	snprintf(path, pathlen, "/dev/dm-%u", minor(dev));
+	for (int i = 0; i < 100 && access(path, F_OK); i++)
+		usleep(10000);
+	return access(path, F_OK) ? -ENOENT : 0;
+}
+
+int vblk_dm_remove(const char *name, bool force)
+{
+	/* What the tests exercise is dmsetup's own --force. */
+	if (force) {
+		setenv("DM_DISABLE_UDEV", "1", 1);
+		return vblk_sh("dmsetup remove --force %s", name);
+	}
+	return vblk_dm_ioctl(DM_DEV_REMOVE, name, 0, NULL, NULL);
+}
+
+bool vblk_dm_exists(const char *name)
+{
+	return !vblk_dm_ioctl(DM_DEV_STATUS, name, 0, NULL, NULL);
+}
+
+#define VBLK_SDEBUG_DISKS \
+	"/sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block/*"
+
+/* The first disk of a loaded scsi_debug, as /dev/sdX; false if none. */
+static bool vblk_scsi_debug_disk(char *path, size_t pathlen)
+{
+	glob_t g;
+	bool found = !glob(VBLK_SDEBUG_DISKS, 0, NULL, &g);
+
+	if (found)
+		snprintf(path, pathlen, "/dev/%s",
+			 strrchr(g.gl_pathv[0], '/') + 1);
+	globfree(&g);
+	return found && !access(path, F_OK);
+}
+
+int vblk_scsi_debug(const char *params, char *path, size_t pathlen)
+{
+	int i;
+
+	if (!access("/sys/bus/pseudo/drivers/scsi_debug", F_OK)) {
+		fprintf(stderr, "scsi_debug is loaded already: rmmod it first\n");
+		return -ENODEV;
+	}
+	/* No udev in the test VM to load sd for the new disk. */
+	if ((access("/sys/module/sd_mod", F_OK) && vblk_sh("modprobe sd_mod")) ||
+	    vblk_sh("modprobe scsi_debug %s", params))
+		return -ENODEV;
+	/* sd probes asynchronously; devtmpfs makes the node. */
+	for (i = 0; i < 500; i++) {
+		if (vblk_scsi_debug_disk(path, pathlen))
+			return 0;
+		usleep(20000);
+	}
+	return -ENOENT;
+}
+
+int vblk_scsi_debug_get(const char *params, char *path, size_t pathlen)
+{
+	if (!access("/sys/bus/pseudo/drivers/scsi_debug", F_OK))
+		return vblk_scsi_debug_disk(path, pathlen) ? 0 : -ENOENT;
+	return vblk_scsi_debug(params, path, pathlen);
+}
+
+int vblk_scsi_debug_remove(void)
+{
+	if (access("/sys/bus/pseudo/drivers/scsi_debug", F_OK))
+		return 0;
+	return vblk_sh("rmmod scsi_debug");
 }
 
 /* O_DIRECT through an aligned bounce buffer. */

@@ -123,6 +123,42 @@ int vblk_null_blk(const char *name, unsigned int mb, unsigned int bs,
 void vblk_null_blk_remove(const char *name);
 int vblk_loop(const char *file, size_t bytes, char *path, size_t pathlen);
 void vblk_loop_remove(const char *path);
+/*
+ * Device mapper through its ioctls (no udev, no process to start while a
+ * device is suspended: a switch under load takes milliseconds). 0 or -errno;
+ * a forced remove runs `dmsetup remove --force` and returns its exit status.
+ * @table: one target, "START LEN TYPE PARAMS"; the path is /dev/dm-N.
+ */
+int vblk_dm_create(const char *name, const char *table, char *path,
+		   size_t pathlen);
+int vblk_dm_suspend(const char *name, bool noflush);
+int vblk_dm_load(const char *name, const char *table);
+int vblk_dm_resume(const char *name);
+/* suspend, load @table, resume: what a resize or a target switch does */
+int vblk_dm_switch(const char *name, const char *table, bool noflush);
+int vblk_dm_remove(const char *name, bool force);
+bool vblk_dm_exists(const char *name);
+/*
+ * Load scsi_debug with @params (module parameters, "" for none) and find its
+ * disk; path gets /dev/sdX. -ENODEV if the module is missing or loaded
+ * already (one instance per test), -ENOENT if no disk showed up.
+ */
+int vblk_scsi_debug(const char *params, char *path, size_t pathlen);
+/*
+ * The same, but a scsi_debug loaded already is used as it is (its disk in
+ * path): loading takes seconds in a TCG VM, so tests share one and change
+ * its run-time parameters (opts, delay, medium_error_*).
+ */
+int vblk_scsi_debug_get(const char *params, char *path, size_t pathlen);
+/* rmmod scsi_debug; 0, or the exit status when it is still in use. */
+int vblk_scsi_debug_remove(void);
+/* Run a shell command; its exit status, or -1 if it could not run. */
+int vblk_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Write a sysfs/procfs value; 0 or -errno. */
+int vblk_write_str(const char *path, const char *val);
+/* Read a small sysfs/procfs file into @buf (trailing newline dropped). */
+int vblk_read_str(const char *path, char *buf, size_t len);
+
 /* Direct I/O on the backing device, to check data without vhost. */
 int vblk_pread(int fd, void *buf, size_t len, uint64_t off);
 int vblk_pwrite(int fd, const void *buf, size_t len, uint64_t off);
