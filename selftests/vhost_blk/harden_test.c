@@ -35,21 +35,6 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int write_attr(const char *dir, const char *name, const char *val)
-{
-	char path[256];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /*
  * A null_blk device @name configured by @attrs (name, value pairs, NULL
  * terminated) through configfs. Returns 0 and the node in @path, or -errno
@@ -70,7 +55,7 @@ static int nullb_create(const char *name, const char *const *attrs,
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return -errno;
 	for (; attrs[0]; attrs += 2) {
-		ret = write_attr(dir, attrs[0], attrs[1]);
+		ret = vblk_write_attr(dir, attrs[0], attrs[1]);
 		if (ret) {
 			fprintf(stderr, "# null_blk %s=%s: %s\n", attrs[0],
 				attrs[1], strerror(-ret));
@@ -78,7 +63,7 @@ static int nullb_create(const char *name, const char *const *attrs,
 			return ret;
 		}
 	}
-	ret = write_attr(dir, "power", "1");
+	ret = vblk_write_attr(dir, "power", "1");
 	if (ret) {
 		rmdir(dir);
 		return ret;
@@ -94,7 +79,7 @@ static void nullb_remove(const char *name)
 	char dir[128];
 
 	snprintf(dir, sizeof(dir), "/sys/kernel/config/nullb/%s", name);
-	write_attr(dir, "power", "0");
+	vblk_write_attr(dir, "power", "0");
 	rmdir(dir);
 }
 
@@ -459,7 +444,7 @@ static int sdebug_load(const char *params, char *path, size_t pathlen)
 
 static void sdebug_unload(void)
 {
-	write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay", "0");
+	vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay", "0");
 	if (system("rmmod scsi_debug 2>/dev/null"))
 		fprintf(stderr, "# rmmod scsi_debug failed\n");
 }
@@ -534,8 +519,8 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
 	ASSERT_EQ(0, vdrv_attach(&d, bdev));
 
 	/* What the block layer sees of guest writes and flushes. */
-	write_attr(TRACING, "trace", "");
-	ASSERT_EQ(0, write_attr(TRACING "/events/block/block_bio_queue",
+	vblk_write_attr(TRACING, "trace", "");
+	ASSERT_EQ(0, vblk_write_attr(TRACING "/events/block/block_bio_queue",
 				"enable", "1"));
 	for (i = 0; i < 8; i++) {
 		w[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, i * 128, 65536);
@@ -544,7 +529,7 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
 	}
 	w[8] = vdrv_req_alloc(&d, VIRTIO_BLK_T_FLUSH, 0, 0);
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &w[8], 0, false, NULL));
-	write_attr(TRACING "/events/block/block_bio_queue", "enable", "0");
+	vblk_write_attr(TRACING "/events/block/block_bio_queue", "enable", "0");
 	ws = trace_count(st.st_rdev, "WS");
 	plain = trace_count(st.st_rdev, "W");
 	TH_LOG("block_bio_queue on %s: %d WS, %d plain W; flush: %d FWS, %d FW",
@@ -559,7 +544,7 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
 	 * wbt see the latency and scale its depth down, as on a busy disk;
 	 * then 64 writes in flight, and close.
 	 */
-	ASSERT_EQ(0, write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay",
+	ASSERT_EQ(0, vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay",
 				"100"));
 	for (round = 0; round < 2; round++) {
 		for (i = 0; i < 16; i++) {
@@ -741,7 +726,7 @@ TEST_F_TIMEOUT(slow, stable_writes_bounced, 120)
 	ASSERT_EQ(0, fstat(bdev, &st));
 	snprintf(attr, sizeof(attr), "/sys/dev/block/%u:%u/queue",
 		 major(st.st_rdev), minor(st.st_rdev));
-	ASSERT_EQ(0, write_attr(attr, "stable_writes", "1"));
+	ASSERT_EQ(0, vblk_write_attr(attr, "stable_writes", "1"));
 	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
 	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
 	ASSERT_EQ(0, vdrv_attach(&d, bdev));

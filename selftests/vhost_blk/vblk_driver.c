@@ -505,19 +505,12 @@ int vblk_brd(unsigned int n, size_t *bytes)
 	return fd;
 }
 
-static int vblk_write_file(const char *dir, const char *name, const char *val)
+int vblk_write_attr(const char *dir, const char *name, const char *val)
 {
 	char path[256];
-	int fd, ret = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
+	return vblk_write_str(path, val);
 }
 
 int vblk_null_blk(const char *name, unsigned int mb, unsigned int bs,
@@ -534,16 +527,16 @@ int vblk_null_blk(const char *name, unsigned int mb, unsigned int bs,
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return -errno;
 	snprintf(val, sizeof(val), "%u", mb);
-	ret = vblk_write_file(dir, "size", val);
+	ret = vblk_write_attr(dir, "size", val);
 	snprintf(val, sizeof(val), "%u", bs);
 	if (!ret)
-		ret = vblk_write_file(dir, "blocksize", val);
+		ret = vblk_write_attr(dir, "blocksize", val);
 	if (!ret)
-		ret = vblk_write_file(dir, "memory_backed", "1");
+		ret = vblk_write_attr(dir, "memory_backed", "1");
 	if (!ret && cache)
-		ret = vblk_write_file(dir, "cache_size", "16");
+		ret = vblk_write_attr(dir, "cache_size", "16");
 	if (!ret)
-		ret = vblk_write_file(dir, "power", "1");
+		ret = vblk_write_attr(dir, "power", "1");
 	if (ret)
 		return ret;
 	snprintf(path, pathlen, "/dev/%s", name);
@@ -558,7 +551,7 @@ void vblk_null_blk_remove(const char *name)
 	char dir[128];
 
 	snprintf(dir, sizeof(dir), "/sys/kernel/config/nullb/%s", name);
-	vblk_write_file(dir, "power", "0");
+	vblk_write_attr(dir, "power", "0");
 	rmdir(dir);
 }
 

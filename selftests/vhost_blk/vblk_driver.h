@@ -156,6 +156,8 @@ int vblk_scsi_debug_remove(void);
 int vblk_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Write a sysfs/procfs value; 0 or -errno. */
 int vblk_write_str(const char *path, const char *val);
+/* Write @val to the attribute file @dir/@name (sysfs, configfs). */
+int vblk_write_attr(const char *dir, const char *name, const char *val);
 /* Read a small sysfs/procfs file into @buf (trailing newline dropped). */
 int vblk_read_str(const char *path, char *buf, size_t len);
 
