@@ -63,13 +63,9 @@ static int vhost_blk_nl_put_queues(struct sk_buff *msg, struct vhost_blk *blk)
 	struct nlattr *nest;
 	unsigned int i;
 
+	/* Backends are set and cleared with dev.mutex held too. */
 	for (i = 0; i < blk->num_queues; i++) {
-		struct vhost_virtqueue *vq = &blk->vqs[i].vq;
-		bool started;
-
-		mutex_lock(&vq->mutex);
-		started = vhost_vq_get_backend(vq);
-		mutex_unlock(&vq->mutex);
+		bool started = vhost_vq_get_backend(&blk->vqs[i].vq);
 
 		nest = nla_nest_start(msg, VHOST_BLK_A_DEV_QUEUE);
 		if (!nest)
@@ -108,14 +104,11 @@ static int vhost_blk_nl_put_disk(struct sk_buff *msg, struct vhost_blk *blk)
 static int vhost_blk_nl_put_dev_locked(struct sk_buff *msg,
 				       struct vhost_blk *blk)
 {
+	/* Written with dev.mutex held (SET_FEATURES, RESET_OWNER). */
+	u64 features = blk->vqs[0].vq.acked_features;
 	u8 serial[VIRTIO_BLK_ID_BYTES];
-	struct vhost_virtqueue *vq0 = &blk->vqs[0].vq;
 	pid_t pid = 0;
-	u64 features;
 
-	mutex_lock(&vq0->mutex);
-	features = vq0->acked_features;
-	mutex_unlock(&vq0->mutex);
 	spin_lock(&blk->serial_lock);
 	memcpy(serial, blk->serial, sizeof(serial));
 	spin_unlock(&blk->serial_lock);
@@ -141,7 +134,14 @@ static int vhost_blk_nl_put_dev(struct sk_buff *msg, struct vhost_blk *blk)
 
 	if (nla_put_u32(msg, VHOST_BLK_A_DEV_ID, blk->id))
 		return -EMSGSIZE;
-	mutex_lock(&blk->dev.mutex);
+	/*
+	 * dev.mutex may be held for as long as a drain on a stuck backing
+	 * device lasts. Never wait for it here, with the registry locked: such
+	 * a device is reported busy, without the details the lock guards.
+	 */
+	if (!mutex_trylock(&blk->dev.mutex))
+		return nla_put_u32(msg, VHOST_BLK_A_DEV_STATE,
+				   VHOST_BLK_STATE_BUSY) ? -EMSGSIZE : 0;
 	ret = vhost_blk_nl_put_dev_locked(msg, blk);
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -363,7 +363,9 @@ static const struct genl_ops vhost_blk_nl_ops[] = {
 };
 
 static const struct genl_multicast_group vhost_blk_nl_mcgrps[] = {
-	[VHOST_BLK_NLGRP_MONITOR] = { .name = VHOST_BLK_MCGRP_MONITOR },
+	/* Events name other users' devices: admins only. */
+	[VHOST_BLK_NLGRP_MONITOR] = { .name = VHOST_BLK_MCGRP_MONITOR,
+				      .flags = GENL_MCAST_CAP_NET_ADMIN },
 };
 
 struct genl_family vhost_blk_nl_family __ro_after_init = {
@@ -374,6 +376,8 @@ struct genl_family vhost_blk_nl_family __ro_after_init = {
 	.n_ops		= ARRAY_SIZE(vhost_blk_nl_ops),
 	/* Strict checks (reserved header fields, unknown attributes). */
 	.resv_start_op	= VHOST_BLK_CMD_STATS_GET + 1,
+	/* vhost_blk_nl_lock serializes; never hold genl_mutex for a device. */
+	.parallel_ops	= true,
 	.mcgrps		= vhost_blk_nl_mcgrps,
 	.n_mcgrps	= ARRAY_SIZE(vhost_blk_nl_mcgrps),
 };

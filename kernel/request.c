@@ -801,6 +801,8 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes, &retry);
 		if (retry)
 			return -EAGAIN;
+		/* The whole request, not a bounce window's charge. */
+		req->stat.bytes = bytes;
 		/* A bio may already have failed; keep the first error. */
 		if (status != VIRTIO_BLK_S_OK &&
 		    READ_ONCE(req->status) == VIRTIO_BLK_S_OK)

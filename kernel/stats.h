@@ -51,6 +51,7 @@ struct vhost_blk_vq_stats {
 /* What a request in flight remembers for its completion. */
 struct vhost_blk_req_stat {
 	u8 type;				/* enum vhost_blk_stat_type */
+	u32 bytes;				/* data it moves (IN/OUT) */
 };
 
 /*
@@ -81,6 +82,7 @@ static inline void vhost_blk_stat_kick(struct vhost_blk_vq_stats *s)
 static inline void vhost_blk_stat_begin(struct vhost_blk_req_stat *rs)
 {
 	rs->type = VHOST_BLK_STAT_INVALID;
+	rs->bytes = 0;
 }
 
 /* The request's header says @type (VIRTIO_BLK_T_*). */
@@ -124,16 +126,16 @@ static inline void vhost_blk_stat_submitted(struct vhost_blk_vq_stats *s)
  */
 static inline void vhost_blk_stat_completed(struct vhost_blk_vq_stats *s,
 					    const struct vhost_blk_req_stat *rs,
-					    u8 status, u32 bytes)
+					    u8 status)
 {
 	vhost_blk_stat_add(&s->reqs[rs->type], 1);
 	switch (status) {
 	case VIRTIO_BLK_S_OK:
 		vhost_blk_stat_add(&s->status_ok, 1);
 		if (rs->type == VHOST_BLK_STAT_IN)
-			vhost_blk_stat_add(&s->bytes_read, bytes);
+			vhost_blk_stat_add(&s->bytes_read, rs->bytes);
 		else if (rs->type == VHOST_BLK_STAT_OUT)
-			vhost_blk_stat_add(&s->bytes_written, bytes);
+			vhost_blk_stat_add(&s->bytes_written, rs->bytes);
 		else if (rs->type == VHOST_BLK_STAT_FLUSH)
 			vhost_blk_stat_add(&s->flushes, 1);
 		break;

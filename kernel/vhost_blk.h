@@ -156,8 +156,8 @@ struct vhost_blk_vq {
 /*
  * Lock order: vhost_blk_nl_lock -> dev.mutex -> vq->mutex -> serial_lock.
  * vhost_blk_nl_lock (netlink.c) guards the registry of devices and is held
- * while netlink reads a device, which then takes the device's own locks;
- * nothing holding dev.mutex may take it. dev.mutex serializes ioctls and
+ * while netlink reads a device, which then only trylocks dev.mutex (a drain
+ * may hold it long); nothing holding dev.mutex may take it. dev.mutex serializes ioctls and
  * protects @disk, @num_queues, @owner and @capacity.reported; kick and
  * completion work take only vq->mutex and see the disk through
  * vq->private_data. @serial_lock guards @serial, which GET_ID copies from

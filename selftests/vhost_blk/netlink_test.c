@@ -603,8 +603,8 @@ TEST_F(nl, stats_in_flight)
 
 /*
  * As nobody, without capabilities: root's device is invisible (an empty
- * dump, ENOENT by id, as for no device at all); a device nobody opened is
- * visible to nobody, with its owner pid.
+ * dump, ENOENT by id, as for no device at all), joining the monitor group
+ * is EPERM; a device nobody opened is visible to nobody, with its owner pid.
  */
 TEST_F(nl, unprivileged)
 {
@@ -635,6 +635,11 @@ TEST_F(nl, unprivileged)
 			_exit(13);
 		if (stats_get(&nl, self->id, &s) != -ENOENT)
 			_exit(14);
+		/* Events name everyone's devices: the group is for admins. */
+		if (!setsockopt(nl.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
+				&nl.monitor, sizeof(nl.monitor)) ||
+		    errno != EPERM)
+			_exit(18);
 		fd = open("/dev/vhost-blk", O_RDWR);
 		if (fd < 0)
 			_exit(15);

@@ -16,6 +16,7 @@ static const char *const vbc_dev_states[] = {
 	[VHOST_BLK_STATE_NO_OWNER] = "no-owner",
 	[VHOST_BLK_STATE_IDLE] = "idle",
 	[VHOST_BLK_STATE_ATTACHED] = "attached",
+	[VHOST_BLK_STATE_BUSY] = "busy",
 };
 
 struct vbc_dev_ctx {
