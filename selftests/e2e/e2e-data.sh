@@ -57,7 +57,7 @@ sys.exit(1 if bad else 0)
 	fi
 }
 
-e2e_setup 11
+e2e_setup 13
 E2E_DAEMON_OF=d0
 t0=$(now)
 disk_clear_head $DISK
@@ -76,6 +76,8 @@ guest_check g0 disk "guest sees the vhost-user-blk disk" &&
 	guest_check g0 pattern-verify "pattern read back at other sizes and depths"
 guest_check g0 reboot "guest reboots inside the same qemu"
 guest_check g0 pattern-after-reboot "pattern intact after the reboot"
+guest_check g0 rebind "driver unbound and bound again (device reset, vhost-user stop and start)"
+guest_check g0 pattern-after-rebind "pattern intact after the rebind"
 guest_check g0 ext4 "mkfs.ext4, files written, sync, umount, md5sums, fsck -fn clean"
 if guest_kernel_clean g0; then tap_ok "guest kernel log has no I/O errors or warnings"
 else tap_fail "guest kernel log has no I/O errors or warnings"; fi

@@ -74,6 +74,21 @@ fs_check() {
 	umount /mnt/fs && fsck.ext4 -fn $DISK
 }
 
+# Unbind the driver and bind it again: the device is reset (QEMU stops the back-end: ENABLE 0,
+# GET_VRING_BASE) and started again (SET_VRING_BASE with the index it got back).
+rebind() {
+	_dev=$(basename "$(readlink /sys/block/vda/device)")
+	echo "$_dev" >/sys/bus/virtio/drivers/virtio_blk/unbind || return 1
+	_i=0
+	while [ -b $DISK ] && [ $_i -lt 100 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	[ ! -b $DISK ] || { echo "$DISK still there after unbind"; return 1; }
+	echo "$_dev" >/sys/bus/virtio/drivers/virtio_blk/bind || return 1
+	wait_disk
+}
+
 # Cases 1+2: pattern at several sizes and depths, FLUSH, reboot, pattern again, then ext4.
 case_data() {
 	if ! second_pass; then
@@ -89,6 +104,8 @@ case_data() {
 	fi
 	ok reboot "second pass"
 	check pattern-after-reboot pattern verify $DISK --seed "$SEED" --plan 1m:2 || return
+	check rebind rebind || return
+	check pattern-after-rebind pattern verify $DISK --seed "$SEED" --plan 64k:4 || return
 	check ext4 fs_check
 }
 
