@@ -2,152 +2,48 @@
 /*
  * vhost-blk: one virtio-blk request. Everything here is guest-controlled:
  * the header, the layout of the descriptor chain, sectors, lengths and
- * flags are checked before any bio is built, and every failure ends as a
+ * flags are checked before any I/O starts, and every failure ends as a
  * status byte (IOERR or UNSUPP) rather than a lost request.
  *
- * Data moves zero-copy: bios are built straight from the guest's pages
- * (the worker runs in the owner's mm) and submitted without waiting.
+ * What faces the device (bios, or kiocbs on a file) is behind the disk's
+ * ops, chosen at attach time: bio_io.c and file_io.c. What the cache mode
+ * asks of writes and flushes is decided here, with cache.c.
  */
 #include "vhost_blk.h"
 
 #include <linux/ioprio.h>
 
-struct bio_set vhost_blk_bio_set;
-
-/*
- * Pages the device wrote must be marked dirty, which may sleep, so read bios
- * end on a list that a work item releases. Not the vhost worker: freeing
- * bios must not wait for the worker that may be waiting for a free bio.
- */
-static struct workqueue_struct *vhost_blk_wq;
-static LLIST_HEAD(vhost_blk_dirty_bios);
-
-static void vhost_blk_dirty_fn(struct work_struct *work)
-{
-	struct llist_node *list = llist_del_all(&vhost_blk_dirty_bios);
-	struct vhost_blk_bio *vbio, *tmp;
-
-	llist_for_each_entry_safe(vbio, tmp, list, node) {
-		bio_release_pages(&vbio->bio, true);
-		bio_put(&vbio->bio);
-	}
-}
-
-static DECLARE_WORK(vhost_blk_dirty_work, vhost_blk_dirty_fn);
-
-/* Every read bio that has ended so far has released its pages on return. */
-void vhost_blk_flush_dirtying(void)
-{
-	flush_work(&vhost_blk_dirty_work);
-}
-
 int vhost_blk_request_init(void)
 {
 	int ret;
 
-	vhost_blk_wq = alloc_workqueue("vhost_blk", WQ_MEM_RECLAIM, 0);
-	if (!vhost_blk_wq)
-		return -ENOMEM;
-	ret = bioset_init(&vhost_blk_bio_set, BIO_POOL_SIZE,
-			  offsetof(struct vhost_blk_bio, bio),
-			  BIOSET_NEED_BVECS);
+	ret = vhost_blk_bio_init();
 	if (ret)
-		destroy_workqueue(vhost_blk_wq);
+		return ret;
+	ret = vhost_blk_file_init();
+	if (ret)
+		vhost_blk_bio_exit();
 	return ret;
 }
 
 void vhost_blk_request_exit(void)
 {
-	/* No device is open: every bio has ended and been queued. */
-	flush_work(&vhost_blk_dirty_work);
-	destroy_workqueue(vhost_blk_wq);
-	bioset_exit(&vhost_blk_bio_set);
+	vhost_blk_file_exit();
+	vhost_blk_bio_exit();
 }
 
-/* Where a request's pieces are in the chain the vhost core translated. */
-struct vhost_blk_layout {
-	struct iovec *out_iov;		/* header, then write/discard payload */
-	unsigned int out_nr;
-	size_t out_len;
-	struct iovec *in_iov;		/* read data or ID, then the status byte */
-	unsigned int in_nr;
-	size_t in_len;			/* without the status byte */
-};
-
-/* Bios of one request may end at once on several CPUs: any error wins. */
-static void vhost_blk_bio_status(struct vhost_blk_req *req, struct bio *bio)
+/* Record an error from any context: as with bios, any error wins. */
+void vhost_blk_req_error(struct vhost_blk_req *req, u8 status)
 {
-	if (bio->bi_status)
-		WRITE_ONCE(req->status, bio->bi_status == BLK_STS_NOTSUPP ?
-			   VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR);
-}
-
-/* End of a bio carrying guest pages (from vhost_blk_bio_set). */
-static void vhost_blk_bio_end_io(struct bio *bio)
-{
-	struct vhost_blk_bio *vbio = container_of(bio, struct vhost_blk_bio,
-						  bio);
-	struct vhost_blk_req *req = bio->bi_private;
-
-	vhost_blk_bio_status(req, bio);
-	if (req->to_guest) {
-		llist_add(&vbio->node, &vhost_blk_dirty_bios);
-		queue_work(vhost_blk_wq, &vhost_blk_dirty_work);
-	} else {
-		/* As the block layer's own direct I/O: fine in any context. */
-		bio_release_pages(bio, false);
-		bio_put(bio);
-	}
-	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
-}
-
-/* End of a bio without guest pages: flush, discard, write zeroes. */
-static void vhost_blk_bio_end_io_nodata(struct bio *bio)
-{
-	struct vhost_blk_req *req = bio->bi_private;
-
-	vhost_blk_bio_status(req, bio);
-	bio_put(bio);
-	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
-}
-
-static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
-{
-	unsigned int i;
-
-	for (i = 0; i < b->nr_pages; i++)
-		__free_page(b->pages[i]);
-	kfree(b->iov);
-	kvfree(b);
-}
-
-/* Copy a bounced read into the guest's buffer. Context: owner's mm. */
-static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
-{
-	struct vhost_blk_bounce *b = req->bounce;
-	struct iov_iter iter;
-	size_t done = 0;
-	unsigned int i;
-
-	iov_iter_init(&iter, ITER_DEST, b->iov, b->nr_iov, b->len);
-	for (i = 0; i < b->nr_pages && done < b->len; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, b->len - done);
-
-		if (copy_page_to_iter(b->pages[i], 0, n, &iter) != n) {
-			req->status = VIRTIO_BLK_S_IOERR;
-			return;
-		}
-		done += n;
-	}
+	WRITE_ONCE(req->status, status);
 }
 
 /*
- * Release what the request holds once its bios have ended: its share of the
- * queue's budgets, a bounced read finished when @guest_mm says the guest's
- * memory is reachable, bounce pages. (Guest pages were released as their
- * bios ended.) The budgets are charged in vhost_blk_read_write().
+ * Release what the request holds once its I/O has ended: its share of the
+ * queue's budgets, and bounce pages (a bounced read is finished when
+ * @guest_mm says the guest's memory is reachable). Guest pages were
+ * released as the I/O ended. The budgets are charged in
+ * vhost_blk_read_write().
  *
  * Context: process context, vq->mutex held.
  */
@@ -158,138 +54,7 @@ void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
 	lockdep_assert_held(&bvq->vq.mutex);
 
 	bvq->inflight_bytes -= req->charged;
-	if (req->bounce) {
-		bvq->bounce_pages -= req->bounce->nr_pages;
-		if (req->to_guest && guest_mm &&
-		    req->status == VIRTIO_BLK_S_OK)
-			vhost_blk_bounce_to_guest(req);
-		vhost_blk_bounce_free(req->bounce);
-		req->bounce = NULL;
-	}
-}
-
-static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio,
-			     bio_end_io_t *end_io)
-{
-	bio->bi_private = req;
-	bio->bi_end_io = end_io;
-	atomic_inc(&req->pending);
-	submit_bio(bio);
-}
-
-/*
- * Guest writes are what O_DIRECT writes are to the block layer, REQ_SYNC |
- * REQ_IDLE, never background writeback: writeback throttling (wbt, on by
- * default for SCSI and NVMe disks) would otherwise hold the kick handler in
- * wbt_wait() with vq->mutex held, and with it close, detach and the owner's
- * exit. The guest's flush is waited for too: the same flags.
- */
-#define VHOST_BLK_WRITE_OPF	(REQ_OP_WRITE | REQ_SYNC | REQ_IDLE)
-
-static struct bio *vhost_blk_bio_alloc(struct vhost_blk_req *req,
-				       struct block_device *bdev,
-				       unsigned short nr_vecs, blk_opf_t opf)
-{
-	struct bio *bio;
-
-	bio = bio_alloc_bioset(bdev, nr_vecs, opf, GFP_KERNEL,
-			       &vhost_blk_bio_set);
-	bio->bi_ioprio = req->ioprio;
-	return bio;
-}
-
-/*
- * Read or write @iter at @sector, split into as many bios as the pages need.
- * Returns 0 once every page is in a submitted bio, or a VIRTIO_BLK_S_* error
- * if pinning failed part way (bios already submitted still end normally).
- */
-static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
-		       struct iov_iter *iter, sector_t sector, blk_opf_t opf)
-{
-	while (iov_iter_count(iter)) {
-		struct bio *bio;
-		int ret;
-
-		bio = vhost_blk_bio_alloc(req, bdev,
-					  bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
-					  opf);
-		bio->bi_iter.bi_sector = sector;
-		ret = bio_iov_iter_get_pages(bio, iter);
-		if (unlikely(ret || !bio->bi_iter.bi_size)) {
-			bio_put(bio);
-			return VIRTIO_BLK_S_IOERR;
-		}
-		sector += bio->bi_iter.bi_size >> SECTOR_SHIFT;
-		vhost_blk_submit(req, bio, vhost_blk_bio_end_io);
-	}
-	return VIRTIO_BLK_S_OK;
-}
-
-/*
- * Read or write through host pages, taken from the queue's bounce budget
- * (checked by the caller).
- */
-static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
-			       struct block_device *bdev,
-			       struct iov_iter *iter, sector_t sector,
-			       bool write, const struct vhost_blk_layout *l)
-{
-	struct vhost_blk_vq *bvq = req->bvq;
-	size_t len = iov_iter_count(iter);
-	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE), i;
-	struct vhost_blk_bounce *b;
-	struct bio *bio = NULL;
-
-	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL_ACCOUNT);
-	if (!b)
-		return VIRTIO_BLK_S_IOERR;
-	req->bounce = b;
-	b->len = len;
-	for (i = 0; i < nr; i++) {
-		/* Zeroed for reads: no stale host data, whatever the device does. */
-		b->pages[i] = alloc_page(write ? GFP_KERNEL_ACCOUNT :
-					 GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-		if (!b->pages[i])
-			return VIRTIO_BLK_S_IOERR;
-		b->nr_pages++;
-		bvq->bounce_pages++;
-	}
-
-	if (write) {
-		for (i = 0; i < nr; i++) {
-			size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
-
-			if (copy_page_from_iter(b->pages[i], 0, n, iter) != n)
-				return VIRTIO_BLK_S_IOERR;
-		}
-	} else {
-		/* Keep the guest's buffer for the copy at completion. */
-		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
-				 GFP_KERNEL_ACCOUNT);
-		if (!b->iov)
-			return VIRTIO_BLK_S_IOERR;
-		b->nr_iov = l->in_nr;
-	}
-
-	for (i = 0; i < nr; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
-
-		if (!bio) {
-			bio = vhost_blk_bio_alloc(req, bdev,
-						  min_t(unsigned int, nr - i,
-							BIO_MAX_VECS),
-						  write ? VHOST_BLK_WRITE_OPF :
-							  REQ_OP_READ);
-			bio->bi_iter.bi_sector = sector;
-		}
-		__bio_add_page(bio, b->pages[i], n, 0);
-		sector += n >> SECTOR_SHIFT;
-		if (bio->bi_vcnt == bio->bi_max_vecs || i + 1 == nr) {
-			vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-			bio = NULL;
-		}
-	}
-	return VIRTIO_BLK_S_OK;
+	vhost_blk_bounce_finish(req, guest_mm);
 }
 
 /* Count the iovecs @len bytes at @skip span; reject an over-long one. */
@@ -314,37 +79,23 @@ static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
 	return true;
 }
 
-/* Is [@sector, @sector + @bytes) inside the disk and block aligned? */
-static bool vhost_blk_range_ok(struct block_device *bdev, u64 sector,
+/*
+ * Is [@sector, @sector + @bytes) inside the disk and block aligned? For an
+ * image the capacity is its size at attach, rounded down to whole blocks:
+ * the guest never reaches past its end.
+ */
+static bool vhost_blk_range_ok(const struct vhost_blk_disk *disk, u64 sector,
 			       u64 bytes)
 {
-	unsigned int lbs_sectors = bdev_logical_block_size(bdev) >> SECTOR_SHIFT;
-	u64 capacity = bdev_nr_sectors(bdev);
+	unsigned int lbs_sectors = disk->lbs >> SECTOR_SHIFT;
+	u64 capacity = disk->nr_sectors;
 	u64 nr = bytes >> SECTOR_SHIFT;
 
-	if (bytes & (bdev_logical_block_size(bdev) - 1))
+	if (bytes & (disk->lbs - 1))
 		return false;
 	if (sector & (lbs_sectors - 1))
 		return false;
 	return sector <= capacity && nr <= capacity - sector;
-}
-
-/*
- * Zero-copy needs what O_DIRECT needs (the device's DMA alignment, segments
- * of whole logical blocks) and one thing more than bdev_iter_is_aligned()
- * checks: every piece of a page must be whole logical blocks. A 4 KiB block
- * starting 512 bytes into a page is split across two pages, which drivers
- * may mishandle (null_blk with 4 KiB blocks returned wrong data, and on 6.12
- * oopsed); a segment that starts on a block boundary never is. Linux guests
- * always comply; other layouts, which virtio allows, are bounced.
- */
-static bool vhost_blk_zero_copy_ok(struct block_device *bdev,
-				   struct iov_iter *iter)
-{
-	unsigned int lbs = bdev_logical_block_size(bdev);
-
-	return bdev_iter_is_aligned(bdev, iter) &&
-	       iov_iter_is_aligned(iter, lbs - 1, lbs - 1);
 }
 
 /*
@@ -364,17 +115,16 @@ static int vhost_blk_charge(struct vhost_blk_req *req, size_t len)
 	return 0;
 }
 
-static int vhost_blk_read_write(struct vhost_blk_req *req,
+static int vhost_blk_read_write(struct vhost_blk *blk,
+				struct vhost_blk_req *req,
 				struct vhost_blk_disk *disk,
 				struct vhost_blk_layout *l,
 				struct iov_iter *out, bool write, u64 sector)
 {
-	struct block_device *bdev = disk->bdev;
-	struct vhost_blk_vq *bvq = req->bvq;
+	unsigned int flags = 0;
 	struct iov_iter data;
-	unsigned int pages;
-	bool aligned;
 	size_t len;
+	int ret;
 
 	if (write) {
 		/* Data must follow the header, nothing may be written back. */
@@ -385,6 +135,9 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 		if (!vhost_blk_segments_ok(l->out_iov, l->out_nr,
 					   sizeof(struct virtio_blk_outhdr), len))
 			return VIRTIO_BLK_S_IOERR;
+		flags = VHOST_BLK_IO_WRITE;
+		if (vhost_blk_cache_write_stable(disk, READ_ONCE(blk->wce)))
+			flags |= VHOST_BLK_IO_STABLE;
 	} else {
 		if (iov_iter_count(out))
 			return VIRTIO_BLK_S_IOERR;
@@ -394,49 +147,31 @@ static int vhost_blk_read_write(struct vhost_blk_req *req,
 			return VIRTIO_BLK_S_IOERR;
 	}
 
-	if (!vhost_blk_range_ok(bdev, sector, len))
+	if (!vhost_blk_range_ok(disk, sector, len))
 		return VIRTIO_BLK_S_IOERR;
-
-	/*
-	 * A device that needs stable pages (data digests, dm-integrity,
-	 * RAID parity) must not see a guest rewrite a buffer in flight.
-	 */
-	aligned = vhost_blk_zero_copy_ok(bdev, &data) &&
-		  !(write && bdev_stable_writes(bdev));
-	if (!aligned) {
-		pages = DIV_ROUND_UP(len, PAGE_SIZE);
-		if (pages > VHOST_BLK_BOUNCE_PAGES)
-			return VIRTIO_BLK_S_IOERR;
-		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
-			return -EAGAIN;
-	}
 	if (vhost_blk_charge(req, len))
 		return -EAGAIN;
-	/* Nothing returns -EAGAIN from here on. */
 
 	if (!write) {
 		req->to_guest = true;
 		req->used_len = len + 1;
 	}
-	if (!aligned)
-		return vhost_blk_bounce_rw(req, bdev, &data, sector, write, l);
-	return vhost_blk_rw(req, bdev, &data, sector,
-			    write ? VHOST_BLK_WRITE_OPF : REQ_OP_READ);
+	ret = disk->ops->rw(req, disk, &data, sector, flags, l);
+	if (ret == -EAGAIN) {
+		/* Nothing was started: give the budget back, retry later. */
+		req->bvq->inflight_bytes -= len;
+		req->charged = 0;
+	}
+	return ret;
 }
 
-static u8 vhost_blk_flush(struct vhost_blk_req *req,
+/* A guest FLUSH, or nothing when the cache mode leaves nothing to do. */
+static u8 vhost_blk_flush(struct vhost_blk *blk, struct vhost_blk_req *req,
 			  struct vhost_blk_disk *disk)
 {
-	struct bio *bio;
-
-	/*
-	 * An empty write with PREFLUSH: kernels with upstream 1c042f8d4bc3
-	 * (6.6.y and later) refuse REQ_OP_FLUSH bios from submit_bio().
-	 */
-	bio = vhost_blk_bio_alloc(req, disk->bdev, 0,
-				  VHOST_BLK_WRITE_OPF | REQ_PREFLUSH);
-	vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-	return VIRTIO_BLK_S_OK;
+	if (!vhost_blk_cache_flush_needed(disk, READ_ONCE(blk->wce)))
+		return VIRTIO_BLK_S_OK;
+	return disk->ops->flush(req, disk);
 }
 
 static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
@@ -468,13 +203,10 @@ static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 					  struct iov_iter *out, u32 type,
 					  size_t *bytes)
 {
-	struct block_device *bdev = disk->bdev;
 	struct virtio_blk_discard_write_zeroes seg;
 	bool zeroes = type == VIRTIO_BLK_T_WRITE_ZEROES;
-	struct bio *bio = NULL;
 	u32 nr, flags, max;
 	u64 sector;
-	int ret;
 
 	/* One segment per request, as max_*_seg in the config says. */
 	if (iov_iter_count(out) != sizeof(seg))
@@ -493,12 +225,10 @@ static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 	if (!zeroes && flags)
 		return VIRTIO_BLK_S_UNSUPP;
 
-	max = zeroes ? vhost_blk_write_zeroes_max(bdev) :
-		       min_t(unsigned long, bdev_max_discard_sectors(bdev),
-			     U32_MAX);
-	if (!zeroes && !max)
+	max = zeroes ? disk->write_zeroes_max : disk->discard_max;
+	if (!max)
 		return VIRTIO_BLK_S_UNSUPP;
-	if (nr > max || !vhost_blk_range_ok(bdev, sector, (u64)nr << SECTOR_SHIFT))
+	if (nr > max || !vhost_blk_range_ok(disk, sector, (u64)nr << SECTOR_SHIFT))
 		return VIRTIO_BLK_S_IOERR;
 	if (!nr)
 		return VIRTIO_BLK_S_OK;
@@ -507,18 +237,8 @@ static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 		return -EAGAIN;
 
 	if (zeroes)
-		ret = __blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL, &bio,
-					     flags ? 0 : BLKDEV_ZERO_NOUNMAP);
-	else
-		ret = __blkdev_issue_discard(bdev, sector, nr, GFP_KERNEL,
-					     &bio);
-	/* The helpers chain their bios; the last one ends the chain. */
-	if (bio)
-		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-	if (ret)
-		return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP :
-					    VIRTIO_BLK_S_IOERR;
-	return VIRTIO_BLK_S_OK;
+		return disk->ops->write_zeroes(req, disk, sector, nr, flags);
+	return disk->ops->discard(req, disk, sector, nr);
 }
 
 /*
@@ -593,12 +313,14 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 		*bytes = l->in_len;
-		return vhost_blk_read_write(req, disk, l, &out, false, sector);
+		return vhost_blk_read_write(blk, req, disk, l, &out, false,
+					    sector);
 	case VIRTIO_BLK_T_OUT:
 		*bytes = iov_iter_count(&out);
-		return vhost_blk_read_write(req, disk, l, &out, true, sector);
+		return vhost_blk_read_write(blk, req, disk, l, &out, true,
+					    sector);
 	case VIRTIO_BLK_T_FLUSH:
-		return vhost_blk_flush(req, disk);
+		return vhost_blk_flush(blk, req, disk);
 	case VIRTIO_BLK_T_GET_ID:
 		return vhost_blk_get_id(blk, req, l);
 	case VIRTIO_BLK_T_DISCARD:
