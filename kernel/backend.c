@@ -352,12 +352,15 @@ long vhost_blk_set_backend(struct vhost_blk *blk, int fd, u32 cache_mode)
 }
 
 /*
- * Without hardware write-zeroes the block layer writes zero pages; bound one
- * request so a guest cannot tie the device up for long.
+ * Without hardware write-zeroes the block layer writes zero pages, and a
+ * device that offers it may still refuse and leave zero pages to us
+ * (vhost_blk_req_retry_zeroes()): bound one request so a guest cannot tie
+ * the device up for long.
  */
 unsigned int vhost_blk_write_zeroes_max(struct block_device *bdev)
 {
-	return bdev_write_zeroes_sectors(bdev) ?: (32U << 20) >> SECTOR_SHIFT;
+	return min_t(unsigned int, bdev_write_zeroes_sectors(bdev) ?: U32_MAX,
+		     (32U << 20) >> SECTOR_SHIFT);
 }
 
 /*

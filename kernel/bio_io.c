@@ -11,29 +11,41 @@ static struct bio_set vhost_blk_bio_set;
 
 /*
  * Pages the device wrote must be marked dirty, which may sleep, so read bios
- * end on a list that a work item releases. Not the vhost worker: freeing
- * bios must not wait for the worker that may be waiting for a free bio.
+ * end on their queue's list that the queue's work item releases. Not the
+ * vhost worker: freeing bios must not wait for the worker that may be
+ * waiting for a free bio. A read bio counts as pending in its request until
+ * its pages are released, so the request (and its share of the in-flight
+ * budget) ends only then: the budget bounds the pins, not just the bios.
  */
 static struct workqueue_struct *vhost_blk_wq;
-static LLIST_HEAD(vhost_blk_dirty_bios);
 
 static void vhost_blk_dirty_fn(struct work_struct *work)
 {
-	struct llist_node *list = llist_del_all(&vhost_blk_dirty_bios);
+	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
+						dirty_work);
+	struct llist_node *list = llist_del_all(&bvq->dirty);
 	struct vhost_blk_bio *vbio, *tmp;
 
 	llist_for_each_entry_safe(vbio, tmp, list, node) {
+		struct vhost_blk_req *req = vbio->bio.bi_private;
+
 		bio_release_pages(&vbio->bio, true);
 		bio_put(&vbio->bio);
+		if (atomic_dec_and_test(&req->pending))
+			vhost_blk_req_ended(req);
 	}
 }
 
-static DECLARE_WORK(vhost_blk_dirty_work, vhost_blk_dirty_fn);
-
-/* Every read bio that has ended so far has released its pages on return. */
-void vhost_blk_flush_dirtying(void)
+void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq)
 {
-	flush_work(&vhost_blk_dirty_work);
+	init_llist_head(&bvq->dirty);
+	INIT_WORK(&bvq->dirty_work, vhost_blk_dirty_fn);
+}
+
+/* The queue's dirtying work has returned, if it was running. */
+void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq)
+{
+	flush_work(&bvq->dirty_work);
 }
 
 int vhost_blk_bio_init(void)
@@ -53,8 +65,7 @@ int vhost_blk_bio_init(void)
 
 void vhost_blk_bio_exit(void)
 {
-	/* No device is open: every bio has ended and been queued. */
-	flush_work(&vhost_blk_dirty_work);
+	/* No device is open: every queue's dirtying work has been flushed. */
 	destroy_workqueue(vhost_blk_wq);
 	bioset_exit(&vhost_blk_bio_set);
 }
@@ -76,15 +87,16 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 
 	vhost_blk_bio_status(req, bio);
 	if (req->to_guest) {
-		llist_add(&vbio->node, &vhost_blk_dirty_bios);
-		queue_work(vhost_blk_wq, &vhost_blk_dirty_work);
-	} else {
-		/* As the block layer's own direct I/O: fine in any context. */
-		bio_release_pages(bio, false);
-		bio_put(bio);
+		/* Still pending until the work has released the pages. */
+		llist_add(&vbio->node, &req->bvq->dirty);
+		queue_work(vhost_blk_wq, &req->bvq->dirty_work);
+		return;
 	}
+	/* As the block layer's own direct I/O: fine in any context. */
+	bio_release_pages(bio, false);
+	bio_put(bio);
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 }
 
 /* End of a bio without guest pages: flush, discard, write zeroes. */
@@ -95,7 +107,7 @@ static void vhost_blk_bio_end_io_nodata(struct bio *bio)
 	vhost_blk_bio_status(req, bio);
 	bio_put(bio);
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 }
 
 static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
@@ -108,24 +120,29 @@ static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
 	kvfree(b);
 }
 
-/* Copy a bounced read into the guest's buffer. Context: owner's mm. */
-static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
+/*
+ * Copy the current window between the bounce pages and the guest's buffer:
+ * into the guest after a read, out of it before a write. Returns false on a
+ * fault. Context: owner's mm.
+ */
+static bool vhost_blk_bounce_copy(struct vhost_blk_bounce *b, bool to_guest)
 {
-	struct vhost_blk_bounce *b = req->bounce;
 	struct iov_iter iter;
 	size_t done = 0;
 	unsigned int i;
 
-	iov_iter_init(&iter, ITER_DEST, b->iov, b->nr_iov, b->len);
-	for (i = 0; i < b->nr_pages && done < b->len; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, b->len - done);
+	iov_iter_init(&iter, to_guest ? ITER_DEST : ITER_SOURCE, b->iov,
+		      b->nr_iov, b->skip + b->len);
+	iov_iter_advance(&iter, b->skip + b->done);
+	for (i = 0; i < b->nr_pages && done < b->window; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, b->window - done);
 
-		if (copy_page_to_iter(b->pages[i], 0, n, &iter) != n) {
-			req->status = VIRTIO_BLK_S_IOERR;
-			return;
-		}
+		if ((to_guest ? copy_page_to_iter(b->pages[i], 0, n, &iter) :
+				copy_page_from_iter(b->pages[i], 0, n, &iter)) != n)
+			return false;
 		done += n;
 	}
+	return true;
 }
 
 /*
@@ -134,15 +151,16 @@ static void vhost_blk_bounce_to_guest(struct vhost_blk_req *req)
  *
  * Context: process context, vq->mutex held.
  */
-void vhost_blk_bounce_finish(struct vhost_blk_req *req, bool guest_mm)
+void vhost_blk_bounce_release(struct vhost_blk_req *req, bool guest_mm)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 
 	if (!req->bounce)
 		return;
 	bvq->bounce_pages -= req->bounce->nr_pages;
-	if (req->to_guest && guest_mm && req->status == VIRTIO_BLK_S_OK)
-		vhost_blk_bounce_to_guest(req);
+	if (req->to_guest && guest_mm && req->status == VIRTIO_BLK_S_OK &&
+	    !vhost_blk_bounce_copy(req->bounce, true))
+		req->status = VIRTIO_BLK_S_IOERR;
 	vhost_blk_bounce_free(req->bounce);
 	req->bounce = NULL;
 }
@@ -204,27 +222,95 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 	return VIRTIO_BLK_S_OK;
 }
 
+/* Submit the current window's bios. */
+static void vhost_blk_bounce_submit(struct vhost_blk_req *req,
+				    struct vhost_blk_bounce *b)
+{
+	unsigned int nr = DIV_ROUND_UP(b->window, PAGE_SIZE), i;
+	sector_t sector = b->sector + (b->done >> SECTOR_SHIFT);
+	struct bio *bio = NULL;
+
+	for (i = 0; i < nr; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, b->window - i * PAGE_SIZE);
+
+		if (!bio) {
+			bio = vhost_blk_bio_alloc(req, b->bdev,
+						  min_t(unsigned int, nr - i,
+							BIO_MAX_VECS),
+						  b->opf);
+			bio->bi_iter.bi_sector = sector;
+		}
+		__bio_add_page(bio, b->pages[i], n, 0);
+		sector += n >> SECTOR_SHIFT;
+		if (bio->bi_vcnt == bio->bi_max_vecs || i + 1 == nr) {
+			vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+			bio = NULL;
+		}
+	}
+}
+
 /*
- * Read or write through host pages, taken from the queue's bounce budget
- * (checked by the caller).
+ * A bounced request whose window has ended and that has more to move: copy
+ * a read window out, start the next window (copying a write's in) and
+ * return true; the request ends again later. Without the guest's memory
+ * (@guest_mm false: the owner is exiting) the rest fails with IOERR.
+ *
+ * Context: process context, vq->mutex held, the owner's mm if @guest_mm.
  */
-static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
-			       struct block_device *bdev,
-			       struct iov_iter *iter, sector_t sector,
-			       blk_opf_t opf, const struct vhost_blk_layout *l)
+bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm)
+{
+	struct vhost_blk_bounce *b = req->bounce;
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (!b || b->done + b->window == b->len ||
+	    req->status != VIRTIO_BLK_S_OK)
+		return false;
+	if (!guest_mm || (!b->write && !vhost_blk_bounce_copy(b, true))) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	b->done += b->window;
+	b->window = min_t(size_t, b->len - b->done,
+			  (size_t)b->nr_pages << PAGE_SHIFT);
+	if (b->write && !vhost_blk_bounce_copy(b, false)) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	atomic_inc(&bvq->inflight);
+	atomic_set(&req->pending, 1);
+	vhost_blk_bounce_submit(req, b);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+	return true;
+}
+
+/*
+ * Read or write @len bytes through @nr host pages (the first window), taken
+ * from the queue's bounce budget (checked by the caller). Returns a
+ * VIRTIO_BLK_S_* status, as vhost_blk_rw().
+ */
+static u8 vhost_blk_bounce_rw(struct vhost_blk_req *req,
+			      struct block_device *bdev, size_t len,
+			      unsigned int nr, sector_t sector, blk_opf_t opf,
+			      const struct vhost_blk_layout *l)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
-	size_t len = iov_iter_count(iter);
-	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE), i;
-	struct vhost_blk_bounce *b;
 	bool write = op_is_write(opf);
-	struct bio *bio = NULL;
+	struct vhost_blk_bounce *b;
+	unsigned int i;
 
 	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL_ACCOUNT);
 	if (!b)
 		return VIRTIO_BLK_S_IOERR;
 	req->bounce = b;
 	b->len = len;
+	b->window = min_t(size_t, len, (size_t)nr << PAGE_SHIFT);
+	b->bdev = bdev;
+	b->sector = sector;
+	b->write = write;
+	b->opf = opf;
 	for (i = 0; i < nr; i++) {
 		/* Zeroed for reads: no stale host data, whatever the device does. */
 		b->pages[i] = alloc_page(write ? GFP_KERNEL_ACCOUNT :
@@ -235,38 +321,23 @@ static int vhost_blk_bounce_rw(struct vhost_blk_req *req,
 		bvq->bounce_pages++;
 	}
 
+	/* Keep the guest's chain: later windows copy from or to it. */
 	if (write) {
-		for (i = 0; i < nr; i++) {
-			size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
-
-			if (copy_page_from_iter(b->pages[i], 0, n, iter) != n)
-				return VIRTIO_BLK_S_IOERR;
-		}
+		b->iov = kmemdup(l->out_iov, l->out_nr * sizeof(*l->out_iov),
+				 GFP_KERNEL_ACCOUNT);
+		b->nr_iov = l->out_nr;
+		b->skip = sizeof(struct virtio_blk_outhdr);
 	} else {
-		/* Keep the guest's buffer for the copy at completion. */
 		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
 				 GFP_KERNEL_ACCOUNT);
-		if (!b->iov)
-			return VIRTIO_BLK_S_IOERR;
 		b->nr_iov = l->in_nr;
 	}
+	if (!b->iov)
+		return VIRTIO_BLK_S_IOERR;
+	if (write && !vhost_blk_bounce_copy(b, false))
+		return VIRTIO_BLK_S_IOERR;
 
-	for (i = 0; i < nr; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, len - i * PAGE_SIZE);
-
-		if (!bio) {
-			bio = vhost_blk_bio_alloc(req, bdev,
-						  min_t(unsigned int, nr - i,
-							BIO_MAX_VECS), opf);
-			bio->bi_iter.bi_sector = sector;
-		}
-		__bio_add_page(bio, b->pages[i], n, 0);
-		sector += n >> SECTOR_SHIFT;
-		if (bio->bi_vcnt == bio->bi_max_vecs || i + 1 == nr) {
-			vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-			bio = NULL;
-		}
-	}
+	vhost_blk_bounce_submit(req, b);
 	return VIRTIO_BLK_S_OK;
 }
 
@@ -289,20 +360,20 @@ static bool vhost_blk_zero_copy_ok(struct block_device *bdev,
 }
 
 /*
- * Pick zero-copy or bounce pages for a read or write. The bounce budget is
- * checked before anything is allocated: -EAGAIN leaves nothing behind.
+ * Zero-copy, or bounce pages in windows of the whole bounce budget. Sets
+ * *@retry, having done nothing, when the budgets are in use now.
  */
-static int vhost_blk_bio_rw(struct vhost_blk_req *req,
-			    struct vhost_blk_disk *disk, struct iov_iter *iter,
-			    u64 sector, unsigned int flags,
-			    const struct vhost_blk_layout *l)
+static u8 vhost_blk_bio_rw(struct vhost_blk_req *req,
+			   struct vhost_blk_disk *disk, struct iov_iter *iter,
+			   u64 sector, unsigned int flags,
+			   const struct vhost_blk_layout *l, bool *retry)
 {
 	struct block_device *bdev = disk->bdev;
 	struct vhost_blk_vq *bvq = req->bvq;
 	bool write = flags & VHOST_BLK_IO_WRITE;
-	size_t len = iov_iter_count(iter);
+	size_t len = iov_iter_count(iter), charge;
 	blk_opf_t opf = REQ_OP_READ;
-	unsigned int pages;
+	unsigned int pages = 0;
 	bool aligned;
 
 	if (write) {
@@ -321,15 +392,27 @@ static int vhost_blk_bio_rw(struct vhost_blk_req *req,
 	 */
 	aligned = vhost_blk_zero_copy_ok(bdev, iter) &&
 		  !(write && bdev_stable_writes(bdev));
+	/* A larger bounced buffer moves in windows of the whole budget. */
+	charge = len;
 	if (!aligned) {
-		pages = DIV_ROUND_UP(len, PAGE_SIZE);
-		if (pages > VHOST_BLK_BOUNCE_PAGES)
-			return VIRTIO_BLK_S_IOERR;
+		pages = min_t(size_t, DIV_ROUND_UP(len, PAGE_SIZE),
+			      VHOST_BLK_BOUNCE_PAGES);
 		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
-			return -EAGAIN;
-		return vhost_blk_bounce_rw(req, bdev, iter, sector, opf, l);
+			goto retry;
+		charge = min_t(size_t, len, (size_t)pages << PAGE_SHIFT);
 	}
+	if (!vhost_blk_charge(req, charge))
+		goto retry;
+	/* Nothing asks for a retry from here on. */
+
+	if (!aligned)
+		return vhost_blk_bounce_rw(req, bdev, len, pages, sector,
+					   opf, l);
 	return vhost_blk_rw(req, bdev, iter, sector, opf);
+
+retry:
+	*retry = true;
+	return VIRTIO_BLK_S_OK;
 }
 
 static u8 vhost_blk_bio_flush(struct vhost_blk_req *req,
@@ -347,6 +430,66 @@ static u8 vhost_blk_bio_flush(struct vhost_blk_req *req,
 	return VIRTIO_BLK_S_OK;
 }
 
+/* Write @nr sectors of zeroes at @sector as bios of the zero page. */
+static void vhost_blk_write_zero_pages(struct vhost_blk_req *req,
+				       struct block_device *bdev,
+				       sector_t sector, u32 nr)
+{
+	while (nr) {
+		struct bio *bio;
+
+		bio = vhost_blk_bio_alloc(req, bdev, BIO_MAX_VECS,
+					  VHOST_BLK_WRITE_OPF);
+		bio->bi_iter.bi_sector = sector;
+		while (nr && bio->bi_vcnt < bio->bi_max_vecs) {
+			unsigned int len = min_t(u64, (u64)nr << SECTOR_SHIFT,
+						 PAGE_SIZE);
+
+			__bio_add_page(bio, ZERO_PAGE(0), len, 0);
+			nr -= len >> SECTOR_SHIFT;
+			sector += len >> SECTOR_SHIFT;
+		}
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	}
+}
+
+/*
+ * A device may offer write zeroes and still refuse it: a loop device over a
+ * file system without FALLOC_FL_ZERO_RANGE (tmpfs) answers NOTSUPP when the
+ * guest forbids unmapping. blkdev_issue_zeroout() then writes zero pages;
+ * so does this, from the completion path: the request is submitted again
+ * and ends again. Returns true when it was. Bounded as every write-zeroes
+ * request (vhost_blk_write_zeroes_max()) and still charged to the budget.
+ *
+ * Context: process context, vq->mutex held.
+ */
+bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req)
+{
+	struct block_device *bdev = req->zeroes_bdev;
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (!bdev || req->status != VIRTIO_BLK_S_UNSUPP)
+		return false;
+	req->zeroes_bdev = NULL;	/* once */
+	req->status = VIRTIO_BLK_S_OK;
+	atomic_inc(&bvq->inflight);
+	atomic_set(&req->pending, 1);
+	vhost_blk_write_zero_pages(req, bdev, req->zeroes_sector,
+				   req->zeroes_nr);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+	return true;
+}
+
+static u8 vhost_blk_bio_status_of(int ret)
+{
+	if (!ret)
+		return VIRTIO_BLK_S_OK;
+	return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+}
+
 /* Discard: the block layer's helper splits and chains the bios. */
 static u8 vhost_blk_bio_discard(struct vhost_blk_req *req,
 				struct vhost_blk_disk *disk, u64 sector, u32 nr)
@@ -358,28 +501,31 @@ static u8 vhost_blk_bio_discard(struct vhost_blk_req *req,
 	/* The helpers chain their bios; the last one ends the chain. */
 	if (bio)
 		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-	if (ret)
-		return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP :
-					    VIRTIO_BLK_S_IOERR;
-	return VIRTIO_BLK_S_OK;
+	return vhost_blk_bio_status_of(ret);
 }
 
-/* Write zeroes: hardware offload, else zero pages (unmapping if asked). */
+/*
+ * Write zeroes: offloaded when the device has it (if it then refuses, zero
+ * pages: vhost_blk_req_retry_zeroes()), else the block layer's zero pages.
+ */
 static u8 vhost_blk_bio_write_zeroes(struct vhost_blk_req *req,
 				     struct vhost_blk_disk *disk, u64 sector,
 				     u32 nr, bool unmap)
 {
+	struct block_device *bdev = disk->bdev;
 	struct bio *bio = NULL;
 	int ret;
 
-	ret = __blkdev_issue_zeroout(disk->bdev, sector, nr, GFP_KERNEL, &bio,
+	if (bdev_write_zeroes_sectors(bdev)) {
+		req->zeroes_bdev = bdev;
+		req->zeroes_sector = sector;
+		req->zeroes_nr = nr;
+	}
+	ret = __blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL, &bio,
 				     unmap ? 0 : BLKDEV_ZERO_NOUNMAP);
 	if (bio)
 		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-	if (ret)
-		return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP :
-					    VIRTIO_BLK_S_IOERR;
-	return VIRTIO_BLK_S_OK;
+	return vhost_blk_bio_status_of(ret);
 }
 
 const struct vhost_blk_backend_ops vhost_blk_bio_ops = {

@@ -65,7 +65,7 @@ static void vhost_blk_file_end(struct vhost_blk_file_cmd *cmd, long ret)
 	kfree(cmd->iov);
 	cmd->iov = NULL;
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 }
 
 /*
@@ -271,14 +271,18 @@ static struct iovec *vhost_blk_file_iov_dup(const struct iovec *iov,
 	return copy;
 }
 
-static int vhost_blk_file_rw(struct vhost_blk_req *req,
-			     struct vhost_blk_disk *disk, struct iov_iter *iter,
-			     u64 sector, unsigned int flags,
-			     const struct vhost_blk_layout *l)
+static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
+			    struct vhost_blk_disk *disk, struct iov_iter *iter,
+			    u64 sector, unsigned int flags,
+			    const struct vhost_blk_layout *l, bool *retry)
 {
 	struct vhost_blk_file_cmd *cmd = &req->fcmd;
 	size_t len = iov_iter_count(iter);
 
+	if (!vhost_blk_charge(req, len)) {
+		*retry = true;
+		return VIRTIO_BLK_S_OK;
+	}
 	if (!len)
 		return VIRTIO_BLK_S_OK;
 	if (flags & VHOST_BLK_IO_WRITE)

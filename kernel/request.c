@@ -42,19 +42,19 @@ void vhost_blk_req_error(struct vhost_blk_req *req, u8 status)
  * Release what the request holds once its I/O has ended: its share of the
  * queue's budgets, and bounce pages (a bounced read is finished when
  * @guest_mm says the guest's memory is reachable). Guest pages were
- * released as the I/O ended. The budgets are charged in
- * vhost_blk_read_write().
+ * released as the I/O ended. The budgets are charged by the backend ops
+ * with vhost_blk_charge().
  *
  * Context: process context, vq->mutex held.
  */
-void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm)
+void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 
 	lockdep_assert_held(&bvq->vq.mutex);
 
 	bvq->inflight_bytes -= req->charged;
-	vhost_blk_bounce_finish(req, guest_mm);
+	vhost_blk_bounce_release(req, guest_mm);
 }
 
 /* Count the iovecs @len bytes at @skip span; reject an over-long one. */
@@ -99,32 +99,37 @@ static bool vhost_blk_range_ok(const struct vhost_blk_disk *disk, u64 sector,
 }
 
 /*
- * Charge @len bytes to the queue's in-flight budget, or -EAGAIN when they do
- * not fit beside what is in flight (a request alone always fits). Released
- * in vhost_blk_req_finish().
+ * Charge @len bytes to the queue's in-flight budget; false when they do not
+ * fit beside what is in flight (a request alone always fits). Released in
+ * vhost_blk_req_release().
  */
-static int vhost_blk_charge(struct vhost_blk_req *req, size_t len)
+bool vhost_blk_charge(struct vhost_blk_req *req, size_t len)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 
 	if (bvq->inflight_bytes &&
 	    bvq->inflight_bytes + len > VHOST_BLK_INFLIGHT_BYTES)
-		return -EAGAIN;
+		return false;
 	bvq->inflight_bytes += len;
 	req->charged = len;
-	return 0;
+	return true;
 }
 
-static int vhost_blk_read_write(struct vhost_blk *blk,
-				struct vhost_blk_req *req,
-				struct vhost_blk_disk *disk,
-				struct vhost_blk_layout *l,
-				struct iov_iter *out, bool write, u64 sector)
+/*
+ * Returns the request's status so far. Sets *@retry instead when it does not
+ * fit the queue's budgets now: nothing was allocated or submitted, and the
+ * request goes back on the ring (the status is then meaningless).
+ */
+static u8 vhost_blk_read_write(struct vhost_blk *blk,
+			       struct vhost_blk_req *req,
+			       struct vhost_blk_disk *disk,
+			       struct vhost_blk_layout *l,
+			       struct iov_iter *out, bool write, u64 sector,
+			       bool *retry)
 {
 	unsigned int flags = 0;
 	struct iov_iter data;
 	size_t len;
-	int ret;
 
 	if (write) {
 		/* Data must follow the header, nothing may be written back. */
@@ -149,25 +154,19 @@ static int vhost_blk_read_write(struct vhost_blk *blk,
 
 	if (!vhost_blk_range_ok(disk, sector, len))
 		return VIRTIO_BLK_S_IOERR;
-	if (vhost_blk_charge(req, len))
-		return -EAGAIN;
 
+	/* Harmless if the ops ask for a retry: the request starts over. */
 	if (!write) {
 		req->to_guest = true;
 		req->used_len = len + 1;
 	}
-	ret = disk->ops->rw(req, disk, &data, sector, flags, l);
-	if (ret == -EAGAIN) {
-		/* Nothing was started: give the budget back, retry later. */
-		req->bvq->inflight_bytes -= len;
-		req->charged = 0;
-	}
-	return ret;
+	return disk->ops->rw(req, disk, &data, sector, flags, l, retry);
 }
 
 /* A guest FLUSH, or nothing when the cache mode leaves nothing to do. */
-static u8 vhost_blk_flush(struct vhost_blk *blk, struct vhost_blk_req *req,
-			  struct vhost_blk_disk *disk)
+static u8 vhost_blk_guest_flush(struct vhost_blk *blk,
+				struct vhost_blk_req *req,
+				struct vhost_blk_disk *disk)
 {
 	if (!vhost_blk_cache_flush_needed(disk, READ_ONCE(blk->wce)))
 		return VIRTIO_BLK_S_OK;
@@ -196,12 +195,13 @@ static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
  * charged to the weight and the in-flight budget by the bytes they cover:
  * write zeroes may become that many bytes of zero-page writes, and a discard
  * can keep a device as busy as a write. A request covers at most the budget
- * (VHOST_BLK_INFLIGHT_BYTES); one alone always runs.
+ * (VHOST_BLK_INFLIGHT_BYTES); one alone always runs. *@retry as in
+ * vhost_blk_read_write().
  */
-static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
-					  struct vhost_blk_disk *disk,
-					  struct iov_iter *out, u32 type,
-					  size_t *bytes)
+static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
+					 struct vhost_blk_disk *disk,
+					 struct iov_iter *out, u32 type,
+					 size_t *bytes, bool *retry)
 {
 	struct virtio_blk_discard_write_zeroes seg;
 	bool zeroes = type == VIRTIO_BLK_T_WRITE_ZEROES;
@@ -233,8 +233,10 @@ static int vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 	if (!nr)
 		return VIRTIO_BLK_S_OK;
 	*bytes = min_t(u64, (u64)nr << SECTOR_SHIFT, VHOST_BLK_INFLIGHT_BYTES);
-	if (vhost_blk_charge(req, *bytes))
-		return -EAGAIN;
+	if (!vhost_blk_charge(req, *bytes)) {
+		*retry = true;
+		return VIRTIO_BLK_S_OK;
+	}
 
 	if (zeroes)
 		return disk->ops->write_zeroes(req, disk, sector, nr, flags);
@@ -290,10 +292,12 @@ static u16 vhost_blk_ioprio(u32 prio)
 	}
 }
 
-static int vhost_blk_dispatch(struct vhost_blk *blk,
-			      struct vhost_blk_disk *disk,
-			      struct vhost_blk_req *req,
-			      struct vhost_blk_layout *l, size_t *bytes)
+/* The request's status so far, or *@retry as in vhost_blk_read_write(). */
+static u8 vhost_blk_dispatch(struct vhost_blk *blk,
+			     struct vhost_blk_disk *disk,
+			     struct vhost_blk_req *req,
+			     struct vhost_blk_layout *l, size_t *bytes,
+			     bool *retry)
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct virtio_blk_outhdr hdr;
@@ -314,19 +318,19 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 	case VIRTIO_BLK_T_IN:
 		*bytes = l->in_len;
 		return vhost_blk_read_write(blk, req, disk, l, &out, false,
-					    sector);
+					    sector, retry);
 	case VIRTIO_BLK_T_OUT:
 		*bytes = iov_iter_count(&out);
 		return vhost_blk_read_write(blk, req, disk, l, &out, true,
-					    sector);
+					    sector, retry);
 	case VIRTIO_BLK_T_FLUSH:
-		return vhost_blk_flush(blk, req, disk);
+		return vhost_blk_guest_flush(blk, req, disk);
 	case VIRTIO_BLK_T_GET_ID:
 		return vhost_blk_get_id(blk, req, l);
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		return vhost_blk_discard_write_zeroes(req, disk, &out, type,
-						      bytes);
+						      bytes, retry);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
 	}
@@ -334,8 +338,10 @@ static int vhost_blk_dispatch(struct vhost_blk *blk,
 
 /*
  * Start the request whose chain the vhost core left in vq->iov. The request
- * ends exactly once through vhost_blk_req_end(), after its last bio or at
- * once when it needs no I/O. Returns the data bytes it moves (for weights).
+ * ends exactly once through vhost_blk_req_ended(), after its last bio or at
+ * once when it needs no I/O. Returns the data bytes it moves (for weights),
+ * or -EAGAIN when it does not fit the queue's budgets now: then nothing was
+ * allocated or submitted and the caller puts the chain back on the ring.
  *
  * Context: the queue's worker, vq->mutex held.
  */
@@ -346,8 +352,9 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 {
 	struct vhost_virtqueue *vq = &req->bvq->vq;
 	struct vhost_blk_layout l;
+	bool retry = false;
 	size_t bytes = 0;
-	int status;
+	u8 status;
 
 	req->status_ptr = NULL;
 	req->used_len = 1;
@@ -356,6 +363,7 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->bounce = NULL;
 	req->charged = 0;
 	req->ioprio = 0;
+	req->zeroes_bdev = NULL;
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);
 
@@ -365,9 +373,8 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 		       req->head);
 		req->used_len = 0;
 	} else {
-		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes);
-		/* Nothing was allocated or submitted: retry later. */
-		if (status == -EAGAIN)
+		status = vhost_blk_dispatch(blk, disk, req, &l, &bytes, &retry);
+		if (retry)
 			return -EAGAIN;
 		/* A bio may already have failed; keep the first error. */
 		if (status != VIRTIO_BLK_S_OK &&
@@ -376,6 +383,6 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	}
 
 	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_end(req);
+		vhost_blk_req_ended(req);
 	return bytes;
 }

@@ -40,7 +40,8 @@
  * whole logical blocks, as virtio allows) go through host pages. Host memory
  * is not the guest's to spend: each queue may hold this many bounce pages
  * (charged, as the request tables, to the owner's memory cgroup);
- * a request waits while they are in use and fails if it could never fit.
+ * a request waits while they are in use, and a larger one moves in windows
+ * of this many pages.
  */
 #define VHOST_BLK_BOUNCE_PAGES	1024
 
@@ -77,8 +78,9 @@ struct vhost_blk_layout {
  * request (range inside the disk, block aligned, not read-only, charged to
  * the queue's budgets) before calling one of these. Each either starts the
  * I/O, holding req->pending until it ends, and returns VIRTIO_BLK_S_OK, or
- * returns a VIRTIO_BLK_S_* error; @rw may return -EAGAIN having done
- * nothing (retry when requests complete).
+ * returns a VIRTIO_BLK_S_* error. @rw charges the queue's in-flight budget
+ * (vhost_blk_charge()) and sets *@retry instead, having done nothing, when
+ * the request does not fit it or the bounce budget now.
  *
  * @rw: read or write iov_iter_count(@iter) bytes at @sector; @l is the
  *	chain, for a path that must keep the guest's buffers.
@@ -90,9 +92,9 @@ struct vhost_blk_layout {
  * Context: the queue's worker, vq->mutex held.
  */
 struct vhost_blk_backend_ops {
-	int (*rw)(struct vhost_blk_req *req, struct vhost_blk_disk *disk,
-		  struct iov_iter *iter, u64 sector, unsigned int flags,
-		  const struct vhost_blk_layout *l);
+	u8 (*rw)(struct vhost_blk_req *req, struct vhost_blk_disk *disk,
+		 struct iov_iter *iter, u64 sector, unsigned int flags,
+		 const struct vhost_blk_layout *l, bool *retry);
 	u8 (*flush)(struct vhost_blk_req *req, struct vhost_blk_disk *disk);
 	u8 (*discard)(struct vhost_blk_req *req, struct vhost_blk_disk *disk,
 		      u64 sector, u32 nr);
@@ -144,11 +146,22 @@ struct vhost_blk_file_cmd {
 	unsigned int flags;			/* VHOST_BLK_IO_* */
 };
 
-/* Host pages standing in for an unaligned guest buffer. */
+/*
+ * Host pages standing in for an unaligned guest buffer. A buffer larger than
+ * the pages moves in windows of at most VHOST_BLK_BOUNCE_PAGES, one at a
+ * time: the completion path copies a window out and starts the next.
+ */
 struct vhost_blk_bounce {
-	struct iovec *iov;			/* the guest buffer, for reads */
+	struct iovec *iov;			/* the guest's chain */
 	unsigned int nr_iov;
-	size_t len;
+	size_t skip;				/* bytes of @iov before the data */
+	size_t len;				/* data bytes in all */
+	size_t done;				/* bytes before this window */
+	size_t window;				/* bytes in this window */
+	struct block_device *bdev;
+	sector_t sector;			/* of the whole buffer */
+	blk_opf_t opf;				/* of every bio */
+	bool write;
 	unsigned int nr_pages;
 	struct page *pages[];
 };
@@ -157,16 +170,28 @@ struct vhost_blk_bounce {
  * One request fetched from the avail ring and not yet published to the used
  * ring. Lives in the per-queue table; owned by the submitting kick handler,
  * then by its bios until the last one ends, then by the completion work.
+ *
+ * Its stages, one name each: fetched (the kick handler takes it from the
+ * avail ring), submitted (vhost_blk_req_submit() built and sent its bios),
+ * ended (its last bio ended: vhost_blk_req_ended() puts it on the queue's
+ * @ended list), completed (vhost_blk_vq_complete_ended() releases what it
+ * holds with vhost_blk_req_release() and publishes it to the used ring). A
+ * write-zeroes retry or the next bounce window submits it again from the
+ * completion path; it then ends again.
  */
 struct vhost_blk_req {
 	struct vhost_blk_vq *bvq;
 	struct vhost_blk_req *next_free;	/* table free list */
-	struct llist_node done_node;		/* on bvq->done */
+	struct llist_node ended_node;		/* on bvq->ended */
 	struct vhost_blk_bounce *bounce;	/* or NULL: zero-copy */
 	atomic_t pending;			/* bios in flight + 1 while submitting */
 	u8 __user *status_ptr;			/* the guest's status byte */
 	u32 used_len;				/* bytes written into the guest */
 	u32 charged;				/* bytes of bvq->inflight_bytes */
+	/* An offloaded write-zeroes, for the zero-page retry, or NULL. */
+	struct block_device *zeroes_bdev;
+	sector_t zeroes_sector;
+	u32 zeroes_nr;
 	u16 head;
 	u16 ioprio;				/* of its bios, from the header */
 	u8 status;				/* VIRTIO_BLK_S_* */
@@ -188,12 +213,13 @@ struct vhost_blk_bio {
  * A virtqueue and the requests it has in flight.
  *
  * Locking: vq.mutex protects the request table and free list, the
- * starved and paused flags, the two budgets (@bounce_pages, @inflight_bytes) and
- * vq.private_data (the struct vhost_blk_disk, set and
- * cleared only with vq.mutex held, as in vsock.c). @done is lock-free:
+ * starved and paused flags, the two budgets (@bounce_pages,
+ * @inflight_bytes) and vq.private_data (the struct vhost_blk_disk, set and
+ * cleared only with vq.mutex held, as in vsock.c). @ended is lock-free:
  * bios add to it from any context, only vq.mutex holders take from it.
- * @inflight counts requests whose bios have not all ended; it reaches zero
- * only after the request is on @done.
+ * @inflight counts requests whose bios have not all ended (a read bio ends
+ * once @dirty_work released its pages); it reaches zero only after the
+ * request is on @ended. @dirty is lock-free like @ended.
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
@@ -205,9 +231,11 @@ struct vhost_blk_vq {
 	bool paused;				/* held still: memory table changing */
 	unsigned int bounce_pages;		/* in use by requests */
 	size_t inflight_bytes;			/* data of requests in flight */
-	struct llist_head done;
+	struct llist_head ended;
 	atomic_t inflight;
 	struct vhost_work complete_work;
+	struct llist_head dirty;		/* read bios to release */
+	struct work_struct dirty_work;		/* on vhost_blk_wq */
 };
 
 /*
@@ -261,15 +289,19 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 			     struct vhost_blk_disk *disk,
 			     struct vhost_blk_req *req, unsigned int out,
 			     unsigned int in);
-void vhost_blk_req_end(struct vhost_blk_req *req);
-void vhost_blk_req_finish(struct vhost_blk_req *req, bool guest_mm);
+void vhost_blk_req_ended(struct vhost_blk_req *req);
+void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm);
 void vhost_blk_req_error(struct vhost_blk_req *req, u8 status);
+bool vhost_blk_charge(struct vhost_blk_req *req, size_t len);
 
 /* bio_io.c */
 int vhost_blk_bio_init(void);
 void vhost_blk_bio_exit(void);
-void vhost_blk_flush_dirtying(void);
-void vhost_blk_bounce_finish(struct vhost_blk_req *req, bool guest_mm);
+void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq);
+void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq);
+void vhost_blk_bounce_release(struct vhost_blk_req *req, bool guest_mm);
+bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req);
+bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm);
 
 /* file_io.c */
 int vhost_blk_file_init(void);

@@ -11,13 +11,14 @@
 #include <linux/slab.h>
 #include <linux/wait_bit.h>
 
-static void vhost_blk_complete_work(struct vhost_work *work);
+static void vhost_blk_complete_work_fn(struct vhost_work *work);
 
 void vhost_blk_vq_init(struct vhost_blk_vq *bvq)
 {
-	init_llist_head(&bvq->done);
+	init_llist_head(&bvq->ended);
 	atomic_set(&bvq->inflight, 0);
-	vhost_work_init(&bvq->complete_work, vhost_blk_complete_work);
+	vhost_work_init(&bvq->complete_work, vhost_blk_complete_work_fn);
+	vhost_blk_vq_init_dirtying(bvq);
 }
 
 /*
@@ -84,14 +85,15 @@ static void vhost_blk_req_free(struct vhost_blk_vq *bvq,
 }
 
 /*
- * Called once per request when its last bio has ended (or at once when it
- * needed no I/O). Any context.
+ * The request has ended: its last bio has ended (or it needed no I/O).
+ * Hand it to the queue's completion work. Called once per submission, any
+ * context.
  */
-void vhost_blk_req_end(struct vhost_blk_req *req)
+void vhost_blk_req_ended(struct vhost_blk_req *req)
 {
 	struct vhost_blk_vq *bvq = req->bvq;
 
-	llist_add(&req->done_node, &bvq->done);
+	llist_add(&req->ended_node, &bvq->ended);
 	/* A dead worker is covered by the drain, which runs after inflight. */
 	vhost_blk_queue_work(&bvq->vq, &bvq->complete_work);
 	/* Last access to @bvq: the drain may free it once this reaches 0. */
@@ -100,13 +102,14 @@ void vhost_blk_req_end(struct vhost_blk_req *req)
 }
 
 /*
- * Finish every ended request and, if @publish, write status bytes and add
- * the requests to the used ring in one batch, then signal.
+ * Complete every ended request: release what it holds and, if @publish,
+ * write its status byte and add it to the used ring, all in one batch, then
+ * signal. A request with more to do is submitted again instead.
  *
  * Context: process context with the owner's mm when @publish, vq->mutex held.
  */
-static void vhost_blk_vq_complete(struct vhost_blk *blk,
-				  struct vhost_blk_vq *bvq, bool publish)
+static void vhost_blk_vq_complete_ended(struct vhost_blk *blk,
+					struct vhost_blk_vq *bvq, bool publish)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 	struct vhost_blk_req *req, *tmp;
@@ -115,9 +118,13 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 
 	lockdep_assert_held(&vq->mutex);
 
-	list = llist_reverse_order(llist_del_all(&bvq->done));
-	llist_for_each_entry_safe(req, tmp, list, done_node) {
-		vhost_blk_req_finish(req, publish);
+	list = llist_reverse_order(llist_del_all(&bvq->ended));
+	llist_for_each_entry_safe(req, tmp, list, ended_node) {
+		/* Submitted again: it ends again later. */
+		if (vhost_blk_req_retry_zeroes(req) ||
+		    vhost_blk_req_next_window(req, publish))
+			continue;
+		vhost_blk_req_release(req, publish);
 		if (publish) {
 			if (req->status_ptr &&
 			    put_user(req->status, req->status_ptr))
@@ -143,7 +150,7 @@ static void vhost_blk_vq_complete(struct vhost_blk *blk,
 	}
 }
 
-static void vhost_blk_complete_work(struct vhost_work *work)
+static void vhost_blk_complete_work_fn(struct vhost_work *work)
 {
 	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
 						complete_work);
@@ -151,7 +158,7 @@ static void vhost_blk_complete_work(struct vhost_work *work)
 					     dev);
 
 	mutex_lock(&bvq->vq.mutex);
-	vhost_blk_vq_complete(blk, bvq, true);
+	vhost_blk_vq_complete_ended(blk, bvq, true);
 	mutex_unlock(&bvq->vq.mutex);
 }
 
@@ -168,14 +175,18 @@ void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 {
 	struct vhost_virtqueue *vq = &bvq->vq;
 
-	wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
-	/* No guest page stays pinned past the drain. */
-	vhost_blk_flush_dirtying();
-	vhost_dev_flush(&blk->dev);
+	/* Completing may submit a request again (a write-zeroes retry). */
+	do {
+		wait_var_event(&bvq->inflight, !atomic_read(&bvq->inflight));
+		/* Requests end after their pages: let the work return. */
+		vhost_blk_flush_dirtying(bvq);
+		vhost_dev_flush(&blk->dev);
 
-	mutex_lock(&vq->mutex);
-	vhost_blk_vq_complete(blk, bvq, current->mm && current->mm == blk->dev.mm);
-	mutex_unlock(&vq->mutex);
+		mutex_lock(&vq->mutex);
+		vhost_blk_vq_complete_ended(blk, bvq, current->mm &&
+					    current->mm == blk->dev.mm);
+		mutex_unlock(&vq->mutex);
+	} while (atomic_read(&bvq->inflight));
 }
 
 void vhost_blk_handle_kick(struct vhost_work *work)

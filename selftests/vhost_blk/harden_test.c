@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <stdio.h>
@@ -116,11 +117,28 @@ static int set_mem_table(int fd, unsigned int n, const uint64_t *gpa,
 	return ret;
 }
 
+/*
+ * A fixture only for its timeout: module loads, dmsetup and slow devices
+ * take longer under TCG than the default 30 s (and the unfixed module took
+ * minutes to detach).
+ */
+FIXTURE(slow) {
+	int unused;
+};
+
+FIXTURE_SETUP(slow)
+{
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+}
+
 /* --- 1: no completion writes after a memory-table change --- */
 
 #define REGION_B	(1 << 20)
 
-TEST(mem_table_change_drains_bounced_read)
+TEST_F_TIMEOUT(slow, mem_table_change_drains_bounced_read, 120)
 {
 	static const char *const attrs[] = {
 		"size", "64", "blocksize", "512", "memory_backed", "1",
@@ -231,19 +249,6 @@ static int wz_start(struct vdrv *d, struct vdrv_queue *q, uint64_t sector,
 	segs[1] = (struct vseg){ seg, sizeof(*seg), false };
 	segs[2] = (struct vseg){ *status, 1, true };
 	return vdrv_add(d, q, segs, 3, false);
-}
-
-/* A fixture only for its timeout: the unfixed module took minutes. */
-FIXTURE(slow) {
-	int unused;
-};
-
-FIXTURE_SETUP(slow)
-{
-}
-
-FIXTURE_TEARDOWN(slow)
-{
 }
 
 TEST_F_TIMEOUT(slow, detach_bounded_under_write_zeroes, 200)
@@ -398,7 +403,7 @@ TEST(mem_table_overlap_einval)
 
 /* --- 8: zoned devices are refused at attach --- */
 
-TEST(zoned_refused)
+TEST_F_TIMEOUT(slow, zoned_refused, 120)
 {
 	static const char *const attrs[] = {
 		"size", "64", "blocksize", "4096", "memory_backed", "1",
@@ -589,11 +594,11 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
  * space's u8 field got that divided by the block size and truncated.
  */
 
-TEST(misaligned_stack_alignment_offset_zero)
+TEST_F_TIMEOUT(slow, misaligned_stack_alignment_offset_zero, 120)
 {
 	struct vhost_blk_config c = { .size = sizeof(c) };
 	struct virtio_blk_config *cfg = (void *)c.config;
-	char path[64], cmd[256], dm[128], attr[128];
+	char path[64], cmd[512], dm[128], attr[128];
 	struct stat st;
 	struct vdrv d;
 	int bdev, ret, ioc_off = 0;
@@ -604,7 +609,7 @@ TEST(misaligned_stack_alignment_offset_zero)
 		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
 	/* Two legs at offsets 0 and 1 sector of a 4 KiB-physical disk. */
 	snprintf(cmd, sizeof(cmd),
-		 "modprobe dm-mod; printf '0 64 linear %s 0\\n64 64 linear %s 1\\n' | DM_DISABLE_UDEV=1 dmsetup create vbh_misaligned",
+		 "modprobe dm-mod; DM_DISABLE_UDEV=1 dmsetup remove vbh_misaligned 2>/dev/null; printf '0 64 linear %s 0\\n64 64 linear %s 1\\n' | DM_DISABLE_UDEV=1 dmsetup create vbh_misaligned",
 		 path, path);
 	if (system(cmd)) {
 		sdebug_unload();
@@ -641,7 +646,7 @@ TEST(misaligned_stack_alignment_offset_zero)
 
 /* --- 11: page pieces that are not whole logical blocks are bounced --- */
 
-TEST(blocks_straddling_pages_on_4k_null_blk)
+TEST_F_TIMEOUT(slow, blocks_straddling_pages_on_4k_null_blk, 120)
 {
 	static const char *const attrs[] = {
 		"size", "64", "blocksize", "4096", "memory_backed", "1", NULL };
@@ -709,9 +714,9 @@ TEST(blocks_straddling_pages_on_4k_null_blk)
 
 /* --- 10: devices that need stable pages get a copy of guest writes --- */
 
-TEST(stable_writes_bounced)
+TEST_F_TIMEOUT(slow, stable_writes_bounced, 120)
 {
-	char cmd[256], attr[128];
+	char cmd[512], attr[128];
 	const char *dm = "/dev/mapper/vbh_delay";
 	struct stat st;
 	uint8_t *check;
@@ -726,7 +731,7 @@ TEST(stable_writes_bounced)
 		SKIP(return, "no brd ram disk: %s", strerror(-brd));
 	/* Writes reach brd 1 s late: it copies the pages then. */
 	snprintf(cmd, sizeof(cmd),
-		 "modprobe dm-delay; echo '0 2048 delay /dev/ram0 0 0 /dev/ram0 0 1000' | DM_DISABLE_UDEV=1 dmsetup create vbh_delay");
+		 "modprobe dm-delay; DM_DISABLE_UDEV=1 dmsetup remove vbh_delay 2>/dev/null; echo '0 2048 delay /dev/ram0 0 0 /dev/ram0 0 1000' | DM_DISABLE_UDEV=1 dmsetup create vbh_delay");
 	if (system(cmd)) {
 		close(brd);
 		SKIP(return, "dmsetup create of a dm-delay target failed");
@@ -763,6 +768,234 @@ TEST(stable_writes_bounced)
 	if (system("DM_DISABLE_UDEV=1 dmsetup remove vbh_delay"))
 		TH_LOG("dmsetup remove vbh_delay failed");
 	close(brd);
+}
+
+/* --- 12: write-zeroes a loop device over tmpfs cannot offload --- */
+
+static int wz_do(struct vdrv *d, uint64_t sector, uint32_t nr, uint32_t flags)
+{
+	struct virtio_blk_outhdr *hdr = vdrv_alloc(d, sizeof(*hdr), 16);
+	struct virtio_blk_discard_write_zeroes *seg =
+		vdrv_alloc(d, sizeof(*seg), 16);
+	uint8_t *status = vdrv_alloc(d, 1, 1);
+	struct vseg segs[3];
+	uint32_t head, len;
+
+	hdr->type = VIRTIO_BLK_T_WRITE_ZEROES;
+	seg->sector = sector;
+	seg->num_sectors = nr;
+	seg->flags = flags;
+	*status = 0xff;
+	segs[0] = (struct vseg){ hdr, sizeof(*hdr), false };
+	segs[1] = (struct vseg){ seg, sizeof(*seg), false };
+	segs[2] = (struct vseg){ status, 1, true };
+	if (vdrv_add(d, &d->q[0], segs, 3, false) < 0)
+		return -1;
+	vdrv_kick(&d->q[0]);
+	if (vdrv_get_used(d, &d->q[0], &head, &len, 10000))
+		return -1;
+	return *status;
+}
+
+TEST_F_TIMEOUT(slow, write_zeroes_on_loop_over_tmpfs, 120)
+{
+	const char *img = "/tmp/vbh-loop.img";
+	const uint32_t len = 1 << 20;
+	char path[64], attr[128];
+	uint8_t *buf, *zero;
+	struct stat st;
+	struct vdrv d;
+	int bdev, ret;
+	long wz;
+
+	ret = vblk_loop(img, 32 << 20, path, sizeof(path));
+	if (ret)
+		SKIP(return, "cannot set up a loop device: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, fstat(bdev, &st));
+	snprintf(attr, sizeof(attr),
+		 "/sys/dev/block/%u:%u/queue/write_zeroes_max_bytes",
+		 major(st.st_rdev), minor(st.st_rdev));
+	wz = read_long(attr);
+	TH_LOG("%s over a tmpfs file: write_zeroes_max_bytes %ld", path, wz);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	buf = malloc(len);
+	zero = calloc(1, len);
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, zero);
+
+	/* Without UNMAP (loop: FALLOC_FL_ZERO_RANGE, which tmpfs lacks). */
+	vblk_fill(buf, len, 12);
+	ASSERT_EQ(0, vblk_pwrite(bdev, buf, len, 4096));
+	EXPECT_EQ(VIRTIO_BLK_S_OK, wz_do(&d, 8, len / 512, 0));
+	ASSERT_EQ(0, vblk_pread(bdev, buf, len, 4096));
+	EXPECT_EQ(0, memcmp(buf, zero, len));
+	/* With UNMAP (punching a hole works on tmpfs). */
+	vblk_fill(buf, len, 13);
+	ASSERT_EQ(0, vblk_pwrite(bdev, buf, len, 4096));
+	EXPECT_EQ(VIRTIO_BLK_S_OK,
+		  wz_do(&d, 8, len / 512, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP));
+	ASSERT_EQ(0, vblk_pread(bdev, buf, len, 4096));
+	EXPECT_EQ(0, memcmp(buf, zero, len));
+
+	free(buf);
+	free(zero);
+	vdrv_close(&d);
+	close(bdev);
+	vblk_loop_remove(path);
+	unlink(img);
+}
+
+/* --- 4: pinned pages stay within the in-flight budget --- */
+
+struct pin_sampler {
+	volatile int stop;
+	long base, max;
+};
+
+static long pins_held(void)
+{
+	char line[128];
+	long acq = -1, rel = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "nr_foll_pin_acquired %ld", &acq);
+		sscanf(line, "nr_foll_pin_released %ld", &rel);
+	}
+	fclose(f);
+	return acq < 0 || rel < 0 ? -1 : acq - rel;
+}
+
+static void *pin_sample(void *arg)
+{
+	struct pin_sampler *s = arg;
+
+	while (!s->stop) {
+		long held = pins_held() - s->base;
+
+		if (held > s->max)
+			s->max = held;
+		usleep(200);
+	}
+	return NULL;
+}
+
+#define STORM_REQS	512
+#define STORM_LEN	(4 << 20)
+
+TEST_F_TIMEOUT(slow, read_storm_pins_within_budget, 200)
+{
+	static const char *const attrs[] = {
+		"size", "1024", "blocksize", "512", "memory_backed", "0", NULL };
+	/* 64 MiB of pages per queue, plus one request that may run alone. */
+	const long bound = ((64 << 20) + STORM_LEN) / 4096;
+	struct pin_sampler smp = { 0 };
+	unsigned int sent = 0, done = 0, i;
+	struct vreq r[64];
+	uint32_t head, len;
+	pthread_t thr;
+	char path[64];
+	struct vdrv d;
+	uint8_t *buf;
+	int bdev, ret;
+
+	ret = nullb_create("vbh_fast", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no null_blk: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, 16 << 20));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+
+	/* Every request reads into the same 4 MiB buffer. */
+	buf = vdrv_alloc(&d, STORM_LEN, 4096);
+	for (i = 0; i < 64; i++) {
+		r[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 0);
+		r[i].data = buf;
+		r[i].len = STORM_LEN;
+	}
+	smp.base = pins_held();
+	if (smp.base < 0)
+		SKIP(goto out, "no FOLL_PIN counters in /proc/vmstat");
+	ASSERT_EQ(0, pthread_create(&thr, NULL, pin_sample, &smp));
+	while (done < STORM_REQS) {
+		while (sent < STORM_REQS && sent - done < 64) {
+			ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r[sent % 64], 4,
+						true));
+			sent++;
+		}
+		vdrv_kick(&d.q[0]);
+		ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len, 10000));
+		done++;
+		while (!vdrv_get_used(&d, &d.q[0], &head, &len, 0))
+			done++;
+	}
+	smp.stop = 1;
+	pthread_join(thr, NULL);
+	TH_LOG("%u reads of 4 MiB into one buffer: at most %ld pages pinned (bound %ld)",
+	       STORM_REQS, smp.max, bound);
+	if (!smp.max)
+		SKIP(goto out, "this kernel takes page references, not FOLL_PIN pins, for bios");
+	EXPECT_GE(bound, smp.max);
+out:
+	vdrv_close(&d);
+	close(bdev);
+	nullb_remove("vbh_fast");
+}
+
+/* --- 7: unaligned requests larger than the bounce budget --- */
+
+TEST_F_TIMEOUT(slow, unaligned_8m_bounced_in_windows, 120)
+{
+	static const char *const attrs[] = {
+		"size", "64", "blocksize", "512", "memory_backed", "1", NULL };
+	const uint32_t len = 8 << 20;
+	uint8_t *buf, *check;
+	struct vreq w, r;
+	char path[64];
+	struct vdrv d;
+	int bdev, ret;
+
+	ret = nullb_create("vbh_big", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no null_blk: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, 24 << 20));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	check = malloc(len);
+	ASSERT_NE(NULL, check);
+
+	/* 8 MiB at +2 in 16 segments: twice the bounce pages a queue has. */
+	buf = vdrv_alloc(&d, len + 4096, 4096);
+	w = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, 0, 0);
+	w.data = buf + 2;
+	w.len = len;
+	vblk_fill(w.data, len, 7);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &w, 16, true, NULL));
+	ASSERT_EQ(0, vblk_pread(bdev, check, len, 0));
+	EXPECT_EQ(0, memcmp(check, w.data, len));
+
+	vblk_fill(check, len, 8);
+	ASSERT_EQ(0, vblk_pwrite(bdev, check, len, 0));
+	r = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 0);
+	r.data = buf + 2;
+	r.len = len;
+	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &r, 16, true, NULL));
+	EXPECT_EQ(0, memcmp(check, r.data, len));
+
+	free(check);
+	vdrv_close(&d);
+	close(bdev);
+	nullb_remove("vbh_big");
 }
 
 TEST_HARNESS_MAIN
