@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The project's test run (what `make check` and .ci/run execute), for each
-# target kernel:
+# The project's test run (what `make check` and .ci/run execute): once on
+# the host, the vhost-user protocol fuzzer (build/tools/vu_test); then for
+# each target kernel:
 #   - static checks of the kernel code: checkpatch --strict, sparse, W=1
 #   - the kselftests in a VM booted with that kernel (module loaded, dmesg
 #     checked for warnings, module unload checked at the end)
@@ -36,6 +37,24 @@ static_check() {
 		sed 's/^/    /' "$log" | tail -20
 	fi
 }
+
+# Host-side: the vhost-user protocol fuzzer and the serve handler against a
+# mock device (seeded by the date; the seed is printed for a rerun).
+host_test() {
+	local what=$1 log=build/$1.out
+	shift
+
+	if "$@" >"$log" 2>&1; then
+		passed=$((passed + 1))
+		echo "[host] $what: ok ($(grep -c '^ok' "$log") parts, $(sed -n 's/^# \([0-9]* checks\).*/\1/p' "$log"))"
+	else
+		failed=$((failed + 1))
+		failures="$failures host:$what"
+		echo "[host] $what: FAILED"
+		sed 's/^/    /' "$log" | grep -v '^    ok' | tail -20
+	fi
+}
+host_test vu_test build/tools/vu_test "$(date +%Y%m%d)"
 
 for kver in "$@"; do
 	t0=$(now)

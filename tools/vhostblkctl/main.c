@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "serve.h"
 #include "vhostblkctl.h"
 
 const char *vbc_progname = "vhostblkctl";
 
 static const struct vbc_cmd vbc_cmds[] = {
+	{ "serve", "vhost-user-blk back-end for QEMU on /dev/vhost-blk", cmd_serve },
+	{ "qemu-args", "print the QEMU options for a serve daemon", cmd_qemu_args },
 	{ NULL },
 };
 
