@@ -49,12 +49,7 @@ for n in "$TIMEOUT" "$MEM" "$SMP"; do
 	case $n in '' | *[!0-9]*) die "not a number: $n" ;; esac
 done
 case $ACCEL in
-# TCG's "max" exposes svm, so a level-2 guest can use KVM inside the VM. One TCG thread for all
-# vCPUs: with multi-threaded TCG, QEMU 7.2 let a vCPU run code another vCPU had just patched
-# (kvm_amd's static keys flip when a level-2 guest starts): "Oops: int3" in
-# kvm_arch_vcpu_ioctl_run on 6.12, and a level-2 guest's own early-boot panic, in runs that
-# boot many nested guests.
-tcg) CPU=max ACCEL=tcg,thread=single ;;
+tcg) CPU=max ;; # TCG's "max" exposes svm, so a level-2 guest can use KVM inside the VM
 kvm) CPU=host ;;
 *) die "--accel must be tcg or kvm" ;;
 esac
