@@ -7,6 +7,7 @@
 #   make e2e                 the end-to-end tests' guest tools (build/e2e)
 #   make KVER=<release>      only for one installed kernel
 #   make check               the test suite in a VM on every target kernel
+#   make check-e2e           check plus every end-to-end test (more nested guests)
 #   make soak                the long lane: big seeded soak and fuzzer
 #   make bench               data-plane benchmark in a VM (Documentation/bench.rst)
 #   make run                 the main job: build, boot, load, show it working
@@ -34,11 +35,11 @@ CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
 # the tools: NLGEN/uapi/linux/vhost_blk_nl.h and NLGEN/vhost-blk-nl.h.
 NLGEN := $(BUILD)/nl
 
-.PHONY: all nlgen module selftests tools e2e check soak bench run checkpatch sparse w1 clean help
+.PHONY: all nlgen module selftests tools e2e check check-e2e soak bench run checkpatch sparse w1 clean help
 all: module selftests tools e2e
 
 help:
-	@sed -n '3,15p' $(TOP)/Makefile
+	@sed -n '3,16p' $(TOP)/Makefile
 
 nlgen: | $(BUILD)
 	@$(TOP)/scripts/ynl-gen.sh $(NLGEN)
@@ -67,6 +68,11 @@ e2e: | $(BUILD)
 
 check: all
 	@$(TOP)/scripts/run-tests.sh $(KVERS)
+
+# check plus every end-to-end test (restarts, two guests, read-only, grown
+# disk): more nested guests, more of the emulation's flakes.
+check-e2e: all
+	@E2E=all $(TOP)/scripts/run-tests.sh $(KVERS)
 
 # The long lane: a 300,000-request soak and 100,000-chain fuzzer (~15 min).
 soak: all

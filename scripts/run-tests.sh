@@ -57,6 +57,15 @@ host_test() {
 }
 host_test vu_test build/tools/vu_test "$(date +%Y%m%d)"
 
+# The end-to-end tests boot level-2 guests (KVM inside the TCG VM). By
+# default only e2e-data (one guest: data, reboot, rebind, ext4, stats) and
+# the libvirt XML check run. E2E=all (make check-e2e) adds e2e-restart and
+# e2e-multi, which boot seven more guests: about one nested boot in ten
+# dies or stalls in this machine's nested emulation (README, "Running
+# the tests by hand"), too often for the run that decides what lands.
+e2e_tests=("$top"/selftests/e2e/e2e-data.sh "$top"/selftests/e2e/e2e-libvirt.sh)
+[ "${E2E:-}" != all ] || e2e_tests=("$top"/selftests/e2e/e2e-*.sh)
+
 for kver in "$@"; do
 	t0=$(now)
 	static_check "$kver" checkpatch
@@ -76,7 +85,7 @@ for kver in "$@"; do
 		--module "$b/kernel/vhost_blk.ko" -- \
 		"$b"/selftests/vhost_blk/*_test \
 		"$top"/selftests/vm/l2-guest-boot.sh \
-		"$top"/selftests/e2e/e2e-*.sh
+		"${e2e_tests[@]}"
 	rc=$?
 	echo "[$kver] VM run took $(($(now) - t0))s"
 	if [ -f "$out/summary" ]; then
