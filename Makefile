@@ -69,8 +69,9 @@ e2e: | $(BUILD)
 check: all
 	@$(TOP)/scripts/run-tests.sh $(KVERS)
 
-# check plus every end-to-end test (restarts, two guests, read-only, grown
-# disk): more nested guests, more of the emulation's flakes.
+# check plus the end-to-end tests with real QEMU guests (data, restarts,
+# two guests, read-only, grown disk): nested guests meet the emulation's
+# flakes (README).
 check-e2e: all
 	@E2E=all $(TOP)/scripts/run-tests.sh $(KVERS)
 

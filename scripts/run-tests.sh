@@ -57,13 +57,13 @@ host_test() {
 }
 host_test vu_test build/tools/vu_test "$(date +%Y%m%d)"
 
-# The end-to-end tests boot level-2 guests (KVM inside the TCG VM). By
-# default only e2e-data (one guest: data, reboot, rebind, ext4, stats) and
-# the libvirt XML check run. E2E=all (make check-e2e) adds e2e-restart and
-# e2e-multi, which boot seven more guests: about one nested boot in ten
-# dies or stalls in this machine's nested emulation (README, "Running
-# the tests by hand"), too often for the run that decides what lands.
-e2e_tests=("$top"/selftests/e2e/e2e-data.sh "$top"/selftests/e2e/e2e-libvirt.sh)
+# The end-to-end tests run real QEMU guests under KVM inside the TCG VM,
+# and this machine's nested emulation crashes or stalls one such run in
+# three or four (README, "Running the tests by hand"): too often for the
+# run that decides what lands. By default only the libvirt XML check runs
+# (plus l2-guest-boot's short nested boot); E2E=all (make check-e2e) runs
+# e2e-data, e2e-restart and e2e-multi as well.
+e2e_tests=("$top"/selftests/e2e/e2e-libvirt.sh)
 [ "${E2E:-}" != all ] || e2e_tests=("$top"/selftests/e2e/e2e-*.sh)
 
 for kver in "$@"; do
