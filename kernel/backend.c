@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vhost-blk: the backing block device. Claiming it, describing it to the
- * guest (virtio-blk config space), and starting, stopping and draining the
+ * vhost-blk: the backend, a block device or a raw image file. Claiming or
+ * opening it for the chosen cache mode, describing it to the guest
+ * (virtio-blk config space), and starting, stopping and draining the
  * virtqueues around it.
  */
 #include "vhost_blk.h"
@@ -16,12 +17,112 @@
 #define cfg_le32(v)	__cpu_to_virtio32(true, v)
 #define cfg_le64(v)	__cpu_to_virtio64(true, v)
 
+/*
+ * Claim the block device behind @f. Direct modes use bios on it; cached
+ * modes read and write @f itself, the block device's page cache.
+ */
+static int vhost_blk_disk_open_bdev(struct vhost_blk *blk,
+				    struct vhost_blk_disk *disk,
+				    struct file *f, bool write)
+{
+	struct block_device *bdev;
+	int ret;
+
+	/* Our own exclusive claim: fails with EBUSY when mounted or in use. */
+	ret = vhost_blk_bdev_open(&disk->handle, file_inode(f)->i_rdev, write,
+				  blk);
+	if (ret)
+		return ret;
+	bdev = disk->handle.bdev;
+	disk->bdev = bdev;
+	/*
+	 * Zoned devices fail writes that are not at a zone's write pointer;
+	 * presenting one needs VIRTIO_BLK_F_ZONED, which is not implemented.
+	 */
+	if (bdev_is_zoned(bdev)) {
+		vhost_blk_bdev_close(&disk->handle);
+		return -EOPNOTSUPP;
+	}
+
+	disk->read_only = !write || bdev_read_only(bdev);
+	disk->nr_sectors = bdev_nr_sectors(bdev);
+	disk->lbs = bdev_logical_block_size(bdev);
+	disk->write_zeroes_max = vhost_blk_write_zeroes_max(bdev);
+	disk->discard_max = min_t(unsigned long, bdev_max_discard_sectors(bdev),
+				  U32_MAX);
+	disk->discard_granularity = bdev_discard_granularity(bdev);
+	if (disk->direct) {
+		disk->ops = &vhost_blk_bio_ops;
+	} else {
+		disk->ops = &vhost_blk_file_ops;
+		disk->file = get_file(f);
+	}
+	return 0;
+}
+
+/*
+ * The block size a direct-I/O image needs: the filesystem's own answer
+ * (statx STATX_DIOALIGN), else its device's logical block size, else 512
+ * (tmpfs, whose O_DIRECT copies). At least 512, a power of two.
+ */
+static int vhost_blk_file_dio_align(struct file *f, unsigned int *lbs)
+{
+	struct super_block *sb = file_inode(f)->i_sb;
+	struct kstat st = {};
+	unsigned int align = SECTOR_SIZE;
+	int ret;
+
+	if (!(f->f_mode & FMODE_CAN_ODIRECT))
+		return -EINVAL;
+	ret = vfs_getattr(&f->f_path, &st, STATX_DIOALIGN,
+			  AT_STATX_SYNC_AS_STAT);
+	if (ret)
+		return ret;
+	if (st.result_mask & STATX_DIOALIGN) {
+		if (!st.dio_offset_align)
+			return -EINVAL;	/* "no direct I/O on this file" */
+		align = st.dio_offset_align;
+	} else if (sb->s_bdev) {
+		align = bdev_logical_block_size(sb->s_bdev);
+	}
+	*lbs = max_t(unsigned int, align, SECTOR_SIZE);
+	return is_power_of_2(*lbs) && *lbs <= PAGE_SIZE ? 0 : -EINVAL;
+}
+
+/* A raw image in a regular file: kiocbs on @f, O_DIRECT in direct modes. */
+static int vhost_blk_disk_open_file(struct vhost_blk_disk *disk,
+				    struct file *f, bool write)
+{
+	struct inode *inode = file_inode(f);
+	unsigned int lbs = SECTOR_SIZE;
+	int ret;
+
+	if (IS_SWAPFILE(inode))
+		return -ETXTBSY;
+	if (!f->f_op->read_iter || !f->f_op->write_iter)
+		return -EINVAL;
+	if (disk->direct) {
+		ret = vhost_blk_file_dio_align(f, &lbs);
+		if (ret)
+			return ret;
+	}
+	disk->lbs = lbs;
+	disk->nr_sectors = round_down(i_size_read(inode), lbs) >> SECTOR_SHIFT;
+	if (!disk->nr_sectors)
+		return -EINVAL;
+	disk->read_only = !write;
+	disk->ops = &vhost_blk_file_ops;
+	disk->file = get_file(f);
+	vhost_blk_file_probe(disk);
+	return 0;
+}
+
 static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
-						  int fd)
+						  int fd, u32 cache_mode)
 {
 	struct vhost_blk_disk *disk;
-	struct file *f;
 	struct inode *inode;
+	struct file *f;
 	bool write;
 	int ret;
 
@@ -31,7 +132,7 @@ static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 
 	inode = file_inode(f);
 	ret = -ENOTBLK;
-	if (!S_ISBLK(inode->i_mode))
+	if (!S_ISBLK(inode->i_mode) && !S_ISREG(inode->i_mode))
 		goto err_put_file;
 	ret = -EACCES;
 	if (!(f->f_mode & FMODE_READ))
@@ -42,27 +143,21 @@ static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 	disk = kzalloc(sizeof(*disk), GFP_KERNEL_ACCOUNT);
 	if (!disk)
 		goto err_put_file;
+	disk->cache_mode = cache_mode;
+	disk->direct = vhost_blk_cache_direct(cache_mode);
 
-	/* Our own exclusive claim: fails with EBUSY when mounted or in use. */
-	ret = vhost_blk_bdev_open(&disk->handle, inode->i_rdev, write, blk);
+	if (S_ISBLK(inode->i_mode))
+		ret = vhost_blk_disk_open_bdev(blk, disk, f, write);
+	else
+		ret = vhost_blk_disk_open_file(disk, f, write);
 	if (ret)
 		goto err_free_disk;
-	disk->bdev = disk->handle.bdev;
-	/*
-	 * Zoned devices fail writes that are not at a zone's write pointer;
-	 * presenting one needs VIRTIO_BLK_F_ZONED, which is not implemented.
-	 */
-	ret = -EOPNOTSUPP;
-	if (bdev_is_zoned(disk->bdev))
-		goto err_close_bdev;
 	fput(f);
-
-	disk->read_only = !write || bdev_read_only(disk->bdev);
 	return disk;
 
-err_close_bdev:
-	vhost_blk_bdev_close(&disk->handle);
 err_free_disk:
+	if (disk->file)
+		fput(disk->file);
 	kfree(disk);
 err_put_file:
 	fput(f);
@@ -71,7 +166,10 @@ err_put_file:
 
 static void vhost_blk_disk_close(struct vhost_blk_disk *disk)
 {
-	vhost_blk_bdev_close(&disk->handle);
+	if (disk->file)
+		fput(disk->file);
+	if (disk->bdev)
+		vhost_blk_bdev_close(&disk->handle);
 	kfree(disk);
 }
 
@@ -228,7 +326,7 @@ err_unlock:
  *
  * Context: dev.mutex held, caller is the owner.
  */
-long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
+long vhost_blk_set_backend(struct vhost_blk *blk, int fd, u32 cache_mode)
 {
 	struct vhost_blk_disk *disk = NULL;
 	int ret;
@@ -236,7 +334,7 @@ long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
 	lockdep_assert_held(&blk->dev.mutex);
 
 	if (fd != -1) {
-		disk = vhost_blk_disk_open(blk, fd);
+		disk = vhost_blk_disk_open(blk, fd, cache_mode);
 		if (IS_ERR(disk))
 			return PTR_ERR(disk);
 	}
@@ -246,6 +344,7 @@ long vhost_blk_set_backend(struct vhost_blk *blk, int fd)
 		return 0;
 
 	blk->disk = disk;
+	WRITE_ONCE(blk->wce, vhost_blk_cache_default_wce(cache_mode));
 	ret = vhost_blk_start(blk, disk);
 	if (ret)
 		vhost_blk_detach(blk);
@@ -289,6 +388,7 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 	struct virtio_blk_config *cfg = (struct virtio_blk_config *)buf;
 	size_t cfg_len = offsetofend(struct virtio_blk_config,
 				     write_zeroes_may_unmap);
+	struct vhost_blk_disk *disk;
 	struct block_device *bdev;
 	unsigned int lbs, pbs, io_min, discard_max, wz_max;
 
@@ -302,40 +402,42 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 	cfg->seg_max = cfg_le32(VHOST_BLK_SEG_MAX);
 	cfg->blk_size = cfg_le32(SECTOR_SIZE);
 	cfg->num_queues = cfg_le16(blk->num_queues);
-	/* Guest flushes reach the device: present a writeback cache. */
-	cfg->wce = 1;
+	/* The cache mode's default, or what the guest set since. */
+	cfg->wce = READ_ONCE(blk->wce);
 	cfg->max_discard_seg = cfg_le32(1);
 	cfg->max_write_zeroes_seg = cfg_le32(1);
 
 	if (!blk->disk)
 		return cfg_len;
 
-	bdev = blk->disk->bdev;
-	lbs = bdev_logical_block_size(bdev);
-	pbs = bdev_physical_block_size(bdev);
-	cfg->capacity = cfg_le64(bdev_nr_sectors(bdev));
+	disk = blk->disk;
+	lbs = disk->lbs;
+	cfg->capacity = cfg_le64(vhost_blk_disk_sectors(disk));
 	cfg->blk_size = cfg_le32(lbs);
-	cfg->physical_block_exp = pbs > lbs ? ilog2(pbs / lbs) : 0;
-	cfg->alignment_offset = vhost_blk_alignment_offset(bdev, lbs);
-	io_min = min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX);
-	cfg->min_io_size = cfg_le16(io_min);
-	cfg->opt_io_size = cfg_le32(bdev_io_opt(bdev) / lbs);
+	if (disk->bdev && disk->direct) {
+		bdev = disk->bdev;
+		pbs = bdev_physical_block_size(bdev);
+		cfg->physical_block_exp = pbs > lbs ? ilog2(pbs / lbs) : 0;
+		cfg->alignment_offset = vhost_blk_alignment_offset(bdev, lbs);
+		io_min = min_t(unsigned int, bdev_io_min(bdev) / lbs, U16_MAX);
+		cfg->min_io_size = cfg_le16(io_min);
+		cfg->opt_io_size = cfg_le32(bdev_io_opt(bdev) / lbs);
+	}
 
-	if (blk->disk->read_only)
+	if (disk->read_only)
 		*features |= 1ULL << VIRTIO_BLK_F_RO;
-	discard_max = blk->disk->read_only ? 0 :
-		      min_t(unsigned long, bdev_max_discard_sectors(bdev), U32_MAX);
+	discard_max = disk->read_only ? 0 : disk->discard_max;
 	if (!discard_max)
 		*features &= ~(1ULL << VIRTIO_BLK_F_DISCARD);
 	cfg->max_discard_sectors = cfg_le32(discard_max);
 	if (discard_max)
 		cfg->discard_sector_alignment =
-			cfg_le32(bdev_discard_granularity(bdev) >>
-				    SECTOR_SHIFT);
+			cfg_le32(disk->discard_granularity >> SECTOR_SHIFT);
 
-	wz_max = vhost_blk_write_zeroes_max(bdev);
-	cfg->max_write_zeroes_sectors = cfg_le32(blk->disk->read_only ? 0 :
-						    wz_max);
+	wz_max = disk->read_only ? 0 : disk->write_zeroes_max;
+	if (!disk->write_zeroes_max)
+		*features &= ~(1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	cfg->max_write_zeroes_sectors = cfg_le32(wz_max);
 	cfg->write_zeroes_may_unmap = discard_max ? 1 : 0;
 	return cfg_len;
 }

@@ -51,6 +51,7 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 		vhost_blk_vq_init(&blk->vqs[i]);
 	}
 	blk->num_queues = 1;
+	blk->wce = vhost_blk_cache_default_wce(VHOST_BLK_CACHE_NONE);
 	spin_lock_init(&blk->serial_lock);
 
 	vhost_dev_init(&blk->dev, vqs, VHOST_BLK_MAX_QUEUES, UIO_MAXIOV,
@@ -144,16 +145,21 @@ static long vhost_blk_ioctl_set_backend(struct vhost_blk *blk,
 	struct vhost_blk_backend arg;
 	long ret;
 
-	ret = vhost_blk_copy_arg(&arg, sizeof(arg), sizeof(arg), argp);
+	BUILD_BUG_ON(offsetof(struct vhost_blk_backend, cache_mode) !=
+		     VHOST_BLK_BACKEND_SIZE_VER0);
+	/* A first-version caller's struct ends here: cache_mode is none. */
+	ret = vhost_blk_copy_arg(&arg, sizeof(arg), VHOST_BLK_BACKEND_SIZE_VER0,
+				 argp);
 	if (ret)
 		return ret;
-	if (arg.flags || arg.__reserved)
+	if (arg.flags || arg.__reserved || arg.__reserved2 ||
+	    arg.cache_mode > VHOST_BLK_CACHE_MAX)
 		return -EINVAL;
 
 	mutex_lock(&blk->dev.mutex);
 	ret = vhost_dev_check_owner(&blk->dev);
 	if (!ret)
-		ret = vhost_blk_set_backend(blk, arg.fd);
+		ret = vhost_blk_set_backend(blk, arg.fd, arg.cache_mode);
 	vhost_blk_nl_observe(blk, !ret);
 	mutex_unlock(&blk->dev.mutex);
 	return ret;
@@ -191,21 +197,29 @@ static long vhost_blk_ioctl_params(struct vhost_blk *blk, unsigned int ioctl,
 	struct vhost_blk_params arg;
 	long ret;
 
-	ret = vhost_blk_copy_arg(&arg, sizeof(arg), sizeof(arg), argp);
+	BUILD_BUG_ON(offsetof(struct vhost_blk_params, wce) !=
+		     VHOST_BLK_PARAMS_SIZE_VER0);
+	ret = vhost_blk_copy_arg(&arg, sizeof(arg), VHOST_BLK_PARAMS_SIZE_VER0,
+				 argp);
 	if (ret)
 		return ret;
-	if (arg.__pad || memchr_inv(arg.__reserved, 0, sizeof(arg.__reserved)))
+	if (arg.__pad || arg.__reserved2 ||
+	    memchr_inv(arg.__reserved, 0, sizeof(arg.__reserved)))
 		return -EINVAL;
 
 	mutex_lock(&blk->dev.mutex);
 	if (ioctl == VHOST_BLK_GET_PARAMS) {
 		arg.mask = VHOST_BLK_PARAM_ALL;
 		arg.num_queues = blk->num_queues;
+		arg.wce = READ_ONCE(blk->wce);
 		spin_lock(&blk->serial_lock);
 		memcpy(arg.serial, blk->serial, sizeof(arg.serial));
 		spin_unlock(&blk->serial_lock);
 		mutex_unlock(&blk->dev.mutex);
-		return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
+		/* A first-version caller gets the first version's fields. */
+		return copy_to_user(argp, &arg, min_t(size_t, arg.size,
+						      sizeof(arg))) ?
+		       -EFAULT : 0;
 	}
 
 	ret = vhost_dev_check_owner(&blk->dev);
@@ -213,6 +227,8 @@ static long vhost_blk_ioctl_params(struct vhost_blk *blk, unsigned int ioctl,
 		goto out;
 	ret = -EINVAL;
 	if (arg.mask & ~VHOST_BLK_PARAM_ALL)
+		goto out;
+	if ((arg.mask & VHOST_BLK_PARAM_WCE) && arg.wce > 1)
 		goto out;
 	if (arg.mask & VHOST_BLK_PARAM_NUM_QUEUES) {
 		if (!arg.num_queues || arg.num_queues > VHOST_BLK_MAX_QUEUES)
@@ -227,6 +243,9 @@ static long vhost_blk_ioctl_params(struct vhost_blk *blk, unsigned int ioctl,
 		memcpy(blk->serial, arg.serial, sizeof(blk->serial));
 		spin_unlock(&blk->serial_lock);
 	}
+	/* Requests fetched from now on follow it; see request.c. */
+	if (arg.mask & VHOST_BLK_PARAM_WCE)
+		WRITE_ONCE(blk->wce, arg.wce);
 	ret = 0;
 out:
 	mutex_unlock(&blk->dev.mutex);

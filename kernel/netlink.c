@@ -80,19 +80,30 @@ static int vhost_blk_nl_put_queues(struct sk_buff *msg, struct vhost_blk *blk)
 	return 0;
 }
 
+/*
+ * A block device by its disk name and number; an image by its file name and
+ * the number of the filesystem that holds it.
+ */
 static int vhost_blk_nl_put_disk(struct sk_buff *msg, struct vhost_blk *blk)
 {
-	struct block_device *bdev;
+	struct vhost_blk_disk *disk = blk->disk;
+	char name[64];
+	dev_t devt;
 
-	if (!blk->disk)
+	if (!disk)
 		return 0;
-	bdev = blk->disk->bdev;
-	if (nla_put_u32(msg, VHOST_BLK_A_DEV_BACKING_MAJOR, MAJOR(bdev->bd_dev)) ||
-	    nla_put_u32(msg, VHOST_BLK_A_DEV_BACKING_MINOR, MINOR(bdev->bd_dev)) ||
-	    nla_put_string(msg, VHOST_BLK_A_DEV_BACKING_NAME,
-			   bdev->bd_disk->disk_name) ||
+	if (disk->bdev) {
+		devt = disk->bdev->bd_dev;
+		strscpy(name, disk->bdev->bd_disk->disk_name, sizeof(name));
+	} else {
+		devt = file_inode(disk->file)->i_sb->s_dev;
+		snprintf(name, sizeof(name), "%pD", disk->file);
+	}
+	if (nla_put_u32(msg, VHOST_BLK_A_DEV_BACKING_MAJOR, MAJOR(devt)) ||
+	    nla_put_u32(msg, VHOST_BLK_A_DEV_BACKING_MINOR, MINOR(devt)) ||
+	    nla_put_string(msg, VHOST_BLK_A_DEV_BACKING_NAME, name) ||
 	    nla_put_u64_64bit(msg, VHOST_BLK_A_DEV_CAPACITY,
-			      bdev_nr_sectors(bdev), VHOST_BLK_A_DEV_PAD))
+			      vhost_blk_disk_sectors(disk), VHOST_BLK_A_DEV_PAD))
 		return -EMSGSIZE;
 	if (blk->disk->read_only &&
 	    nla_put_flag(msg, VHOST_BLK_A_DEV_READ_ONLY))
@@ -416,7 +427,7 @@ static void vhost_blk_nl_capacity_work(struct work_struct *work)
 
 	mutex_lock(&blk->dev.mutex);
 	if (blk->disk) {
-		sectors = bdev_nr_sectors(blk->disk->bdev);
+		sectors = vhost_blk_disk_sectors(blk->disk);
 		if (sectors != blk->capacity.reported) {
 			blk->capacity.reported = sectors;
 			vhost_blk_nl_capacity_send(blk, sectors);
@@ -440,7 +451,7 @@ void vhost_blk_nl_observe(struct vhost_blk *blk, bool attach)
 	lockdep_assert_held(&blk->dev.mutex);
 	if (!blk->disk)
 		return;
-	sectors = bdev_nr_sectors(blk->disk->bdev);
+	sectors = vhost_blk_disk_sectors(blk->disk);
 	if (attach) {
 		WRITE_ONCE(blk->capacity.seen, sectors);
 		blk->capacity.reported = sectors;

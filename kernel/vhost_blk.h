@@ -3,9 +3,16 @@
  * vhost-blk: shared definitions of the module's files.
  *
  *   main.c     misc device, open/release, ioctl dispatch, features, params
- *   backend.c  claiming the block device, config space, start/stop/drain
+ *   backend.c  claiming the block device or opening the image, config
+ *              space, start/stop/drain
+ *   cache.c    what each cache mode does with writes and flushes
  *   vq.c       kick handler, request table, completion batching
- *   request.c  parsing one virtio-blk request and turning it into bios
+ *   request.c  what faces the guest: chain layout, header, validation,
+ *              status; hands each request to the backend's ops
+ *   bio_io.c   backend ops for the block device in direct modes: bios
+ *              straight from guest pages (or bounce pages)
+ *   file_io.c  backend ops for a file (an image, or a block device in
+ *              cached modes): kiocbs from a work item
  *   netlink.c  the "vhost-blk" generic netlink family: device registry,
  *              introspection, per-queue statistics (stats.h), events
  */
@@ -51,14 +58,107 @@
 /* The core's default max_mem_regions; larger tables are its to refuse. */
 #define VHOST_BLK_MEM_REGIONS_MAX	64
 
-/* An attached backing block device. Immutable while attached. */
+struct vhost_blk_vq;
+struct vhost_blk_req;
+struct vhost_blk_disk;
+
+/* Where a request's pieces are in the chain the vhost core translated. */
+struct vhost_blk_layout {
+	struct iovec *out_iov;		/* header, then write/discard payload */
+	unsigned int out_nr;
+	size_t out_len;
+	struct iovec *in_iov;		/* read data or ID, then the status byte */
+	unsigned int in_nr;
+	size_t in_len;			/* without the status byte */
+};
+
+/* Flags of vhost_blk_backend_ops.rw */
+#define VHOST_BLK_IO_WRITE	BIT(0)
+#define VHOST_BLK_IO_STABLE	BIT(1)	/* on stable media before completion */
+
+/*
+ * What faces the device, chosen at attach time. request.c has checked the
+ * request (range inside the disk, block aligned, not read-only, charged to
+ * the queue's budgets) before calling one of these. Each either starts the
+ * I/O, holding req->pending until it ends, and returns VIRTIO_BLK_S_OK, or
+ * returns a VIRTIO_BLK_S_* error. @rw charges the queue's in-flight budget
+ * (vhost_blk_charge()) and sets *@retry instead, having done nothing, when
+ * the request does not fit it or the bounce budget now.
+ *
+ * @rw: read or write iov_iter_count(@iter) bytes at @sector; @l is the
+ *	chain, for a path that must keep the guest's buffers.
+ * @flush: make every completed write stable.
+ * @discard: @nr sectors at @sector may be dropped.
+ * @write_zeroes: @nr sectors at @sector read back as zeroes, unmapped
+ *	if @unmap and the backend can.
+ *
+ * Context: the queue's worker, vq->mutex held.
+ */
+struct vhost_blk_backend_ops {
+	u8 (*rw)(struct vhost_blk_req *req, struct vhost_blk_disk *disk,
+		 struct iov_iter *iter, u64 sector, unsigned int flags,
+		 const struct vhost_blk_layout *l, bool *retry);
+	u8 (*flush)(struct vhost_blk_req *req, struct vhost_blk_disk *disk);
+	u8 (*discard)(struct vhost_blk_req *req, struct vhost_blk_disk *disk,
+		      u64 sector, u32 nr);
+	u8 (*write_zeroes)(struct vhost_blk_req *req,
+			   struct vhost_blk_disk *disk, u64 sector, u32 nr,
+			   bool unmap);
+};
+
+extern const struct vhost_blk_backend_ops vhost_blk_bio_ops;
+extern const struct vhost_blk_backend_ops vhost_blk_file_ops;
+
+/*
+ * An attached backend: a block device (@bdev, claimed exclusively) used
+ * with bios or, in cached modes, through @file (the caller's file of it);
+ * or a regular file holding a raw image (@file, @bdev NULL). Immutable
+ * while attached.
+ */
 struct vhost_blk_disk {
 	struct vhost_blk_bdev_handle handle;
 	struct block_device *bdev;
+	struct file *file;
+	const struct vhost_blk_backend_ops *ops;
+	u64 nr_sectors;			/* capacity, in 512-byte sectors */
+	unsigned int lbs;		/* logical block size shown to the guest */
+	u32 discard_max;		/* sectors per request; 0: not offered */
+	u32 write_zeroes_max;		/* sectors per request; 0: not offered */
+	u32 discard_granularity;	/* bytes */
+	u32 cache_mode;			/* VHOST_BLK_CACHE_* */
+	bool direct;			/* host page cache bypassed */
 	bool read_only;
 };
 
-struct vhost_blk_vq;
+/*
+ * The capacity the guest sees now, in 512-byte sectors: a block device's
+ * current size (dm tables are reloaded, loop devices resized under a running
+ * guest: requests past a new end fail, a grown one is announced), an
+ * image's size at attach.
+ */
+static inline u64 vhost_blk_disk_sectors(const struct vhost_blk_disk *disk)
+{
+	return disk->bdev ? bdev_nr_sectors(disk->bdev) : disk->nr_sectors;
+}
+
+/*
+ * A read, write, flush, discard or write zeroes on a file, run by a work
+ * item (file_io.c). The guest's buffers are copied as iovecs, used in the
+ * owner's address space.
+ */
+struct vhost_blk_file_cmd {
+	struct work_struct work;
+	struct kiocb iocb;
+	struct vhost_blk_disk *disk;
+	struct iovec *iov;			/* the guest's data buffers */
+	unsigned int nr_iov;
+	size_t len;
+	loff_t pos;
+	long ret;				/* of the read or write */
+	atomic_t ref;				/* submission + completion */
+	u8 op;					/* VHOST_BLK_FILE_* */
+	unsigned int flags;			/* VHOST_BLK_IO_* */
+};
 
 /*
  * Host pages standing in for an unaligned guest buffer. A buffer larger than
@@ -74,6 +174,7 @@ struct vhost_blk_bounce {
 	size_t window;				/* bytes in this window */
 	struct block_device *bdev;
 	sector_t sector;			/* of the whole buffer */
+	blk_opf_t opf;				/* of every bio */
 	bool write;
 	unsigned int nr_pages;
 	struct page *pages[];
@@ -110,6 +211,7 @@ struct vhost_blk_req {
 	u8 status;				/* VIRTIO_BLK_S_* */
 	bool to_guest;				/* data moved into guest pages */
 	struct vhost_blk_req_stat stat;		/* for the counters */
+	struct vhost_blk_file_cmd fcmd;		/* file backends only */
 };
 
 /*
@@ -156,12 +258,14 @@ struct vhost_blk_vq {
 /*
  * Lock order: vhost_blk_nl_lock -> dev.mutex -> vq->mutex -> serial_lock.
  * vhost_blk_nl_lock (netlink.c) guards the registry of devices and is held
- * while netlink reads a device, which then only trylocks dev.mutex (a drain
- * may hold it long); nothing holding dev.mutex may take it. dev.mutex serializes ioctls and
- * protects @disk, @num_queues, @owner and @capacity.reported; kick and
- * completion work take only vq->mutex and see the disk through
- * vq->private_data. @serial_lock guards @serial, which GET_ID copies from
- * the workers. @id and @euid are set at open and never change.
+ * while netlink reads a device, which then only trylocks dev.mutex (a
+ * drain may hold it long); nothing holding dev.mutex may take it.
+ * dev.mutex serializes ioctls and protects @disk, @num_queues, @owner and
+ * @capacity.reported, and its holders write @wce, which requests read
+ * without a lock; kick and completion work take only vq->mutex and see
+ * the disk through vq->private_data. @serial_lock guards @serial, which
+ * GET_ID copies from the workers. @id and @euid are set at open and never
+ * change.
  */
 struct vhost_blk {
 	struct vhost_dev dev;
@@ -170,6 +274,7 @@ struct vhost_blk {
 	unsigned int num_queues;
 	spinlock_t serial_lock;		/* guards @serial */
 	u8 serial[VIRTIO_BLK_ID_BYTES];
+	u8 wce;				/* guest's write cache; READ_ONCE */
 	u32 id;				/* in the netlink registry */
 	kuid_t euid;			/* of the opener: who may see it */
 	struct pid *owner;		/* VHOST_SET_OWNER caller's tgid */
@@ -180,7 +285,7 @@ struct vhost_blk {
 int vhost_blk_check_mem_table(const struct vhost_memory __user *m);
 
 /* backend.c */
-long vhost_blk_set_backend(struct vhost_blk *blk, int fd);
+long vhost_blk_set_backend(struct vhost_blk *blk, int fd, u32 cache_mode);
 void vhost_blk_stop(struct vhost_blk *blk);
 void vhost_blk_stop_vq(struct vhost_blk *blk, struct vhost_blk_vq *bvq);
 void vhost_blk_detach(struct vhost_blk *blk);
@@ -190,6 +295,12 @@ size_t vhost_blk_fill_config(struct vhost_blk *blk, u8 *buf, size_t len,
 			     u64 *features);
 unsigned int vhost_blk_write_zeroes_max(struct block_device *bdev);
 
+/* cache.c */
+bool vhost_blk_cache_direct(u32 mode);
+u8 vhost_blk_cache_default_wce(u32 mode);
+bool vhost_blk_cache_flush_needed(const struct vhost_blk_disk *disk, u8 wce);
+bool vhost_blk_cache_write_stable(const struct vhost_blk_disk *disk, u8 wce);
+
 /* vq.c */
 void vhost_blk_vq_init(struct vhost_blk_vq *bvq);
 int vhost_blk_vq_alloc_reqs(struct vhost_blk_vq *bvq);
@@ -198,17 +309,23 @@ void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq);
 void vhost_blk_handle_kick(struct vhost_work *work);
 
 /* request.c */
-extern struct bio_set vhost_blk_bio_set;
 int vhost_blk_request_init(void);
 void vhost_blk_request_exit(void);
-void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq);
-void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq);
 ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 			     struct vhost_blk_disk *disk,
 			     struct vhost_blk_req *req, unsigned int out,
 			     unsigned int in);
 void vhost_blk_req_ended(struct vhost_blk_req *req);
 void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm);
+void vhost_blk_req_error(struct vhost_blk_req *req, u8 status);
+bool vhost_blk_charge(struct vhost_blk_req *req, size_t len);
+
+/* bio_io.c */
+int vhost_blk_bio_init(void);
+void vhost_blk_bio_exit(void);
+void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq);
+void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq);
+void vhost_blk_bounce_release(struct vhost_blk_req *req, bool guest_mm);
 bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req);
 bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm);
 
@@ -220,5 +337,10 @@ void vhost_blk_nl_unregister(struct vhost_blk *blk);
 void vhost_blk_nl_observe(struct vhost_blk *blk, bool attach);
 void vhost_blk_nl_ioctl_done(struct vhost_blk *blk, unsigned int ioctl,
 			     long ret);
+
+/* file_io.c */
+int vhost_blk_file_init(void);
+void vhost_blk_file_exit(void);
+void vhost_blk_file_probe(struct vhost_blk_disk *disk);
 
 #endif /* VHOST_BLK_PRIV_H */

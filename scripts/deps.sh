@@ -11,7 +11,7 @@ linux-image-6.12-amd64 linux-headers-6.12-amd64 linux-source-6.12
 build-essential pkg-config bc flex bison libelf-dev libssl-dev dwarves
 kmod cpio xz-utils busybox-static qemu-system-x86 qemu-utils
 sparse libnl-3-dev libnl-genl-3-dev python3-yaml python3-jsonschema fio util-linux e2fsprogs
-dmsetup libvirt-clients
+dmsetup libvirt-clients xfsprogs
 "
 
 missing=

@@ -244,11 +244,16 @@ TEST(backend_errnos)
 	/* A closed fd. */
 	ASSERT_EQ(-EBADF, vdrv_attach(&d, 1000));
 
-	/* A regular file is not a block device (files come later). */
+	/* Neither a block device nor a regular file: a directory. */
+	file = open("/tmp", O_RDONLY | O_DIRECTORY);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(-ENOTBLK, vdrv_attach(&d, file));
+	close(file);
+	/* An empty image has no block to show. */
 	file = mkstemp(tmpl);
 	ASSERT_LE(0, file);
 	unlink(tmpl);
-	ASSERT_EQ(-ENOTBLK, vdrv_attach(&d, file));
+	ASSERT_EQ(-EINVAL, vdrv_attach(&d, file));
 	close(file);
 
 	file = vblk_brd(0, NULL);
@@ -276,7 +281,7 @@ TEST(backend_errnos)
 	ASSERT_EQ(-1, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
 	ASSERT_EQ(EINVAL, errno);
 	b.__reserved = 0;
-	b.size = sizeof(b) - 4;
+	b.size = VHOST_BLK_BACKEND_SIZE_VER0 - 4;
 	ASSERT_EQ(-1, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
 	ASSERT_EQ(EINVAL, errno);
 

@@ -49,7 +49,10 @@ static void serve_usage(FILE *f)
 		"One disk per daemon; run one daemon per disk.\n\n"
 		"  --socket-path PATH    listen on this UNIX socket (its directory must exist)\n"
 		"  --fd N                use fd N: a listening socket, or one connected to QEMU\n"
-		"  --disk DEV            the backing block device (alias: --blk-file)\n"
+		"  --disk DEV            the backing block device or raw image file\n"
+		"                        (alias: --blk-file)\n"
+		"  --cache MODE          none (default), writeback, writethrough,\n"
+		"                        directsync or unsafe, as QEMU's cache modes\n"
 		"  --read-only           present a read-only disk\n"
 		"  --num-queues N        queues offered (1..%d, default 1); QEMU's num-queues\n"
 		"                        must not be larger\n"
@@ -84,6 +87,28 @@ static int serve_parse_uint(const char *s, const char *what, unsigned long max,
 	return 0;
 }
 
+static int serve_parse_cache(const char *s, unsigned int *mode)
+{
+	static const char *const names[] = {
+		[VHOST_BLK_CACHE_NONE] = "none",
+		[VHOST_BLK_CACHE_WRITEBACK] = "writeback",
+		[VHOST_BLK_CACHE_WRITETHROUGH] = "writethrough",
+		[VHOST_BLK_CACHE_DIRECTSYNC] = "directsync",
+		[VHOST_BLK_CACHE_UNSAFE] = "unsafe",
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(s, names[i])) {
+			*mode = i;
+			return 0;
+		}
+	}
+	fprintf(stderr, "%s serve: --cache \"%s\" is not a cache mode: use none, writeback, writethrough, directsync or unsafe\n",
+		vbc_progname, s);
+	return -1;
+}
+
 static int serve_parse(struct serve_opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -92,6 +117,7 @@ static int serve_parse(struct serve_opts *o, int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' },
 		{ "blk-file", required_argument, NULL, 'd' },
 		{ "read-only", no_argument, NULL, 'r' },
+		{ "cache", required_argument, NULL, 'C' },
 		{ "num-queues", required_argument, NULL, 'q' },
 		{ "serial", required_argument, NULL, 'S' },
 		{ "print-capabilities", no_argument, NULL, 'c' },
@@ -121,6 +147,10 @@ static int serve_parse(struct serve_opts *o, int argc, char **argv)
 			break;
 		case 'r':
 			o->cfg.read_only = true;
+			break;
+		case 'C':
+			if (serve_parse_cache(optarg, &o->cfg.cache_mode))
+				return 2;
 			break;
 		case 'q':
 			if (serve_parse_uint(optarg, "--num-queues",
@@ -192,11 +222,16 @@ static int serve_open_disk(struct serve_cfg *cfg)
 			serve_err("%s: %s", cfg->disk_path, strerror(err));
 		return -1;
 	}
-	if (fstat(fd, &st) || !S_ISBLK(st.st_mode)) {
-		serve_err("%s: not a block device: give a block device (for an image file, attach it with losetup --find --show FILE)",
+	if (fstat(fd, &st) || (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))) {
+		serve_err("%s: neither a block device nor a raw image file",
 			  cfg->disk_path);
 		close(fd);
 		return -1;
+	}
+	/* An image is not claimed; QEMU's OFD locks are not taken yet. */
+	if (S_ISREG(st.st_mode)) {
+		cfg->disk_fd = fd;
+		return 0;
 	}
 	/* A mounted or claimed disk fails an exclusive open with EBUSY. */
 	cfg->disk_fd = open(cfg->disk_path, mode | O_EXCL | O_CLOEXEC);

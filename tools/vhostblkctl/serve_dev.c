@@ -100,7 +100,9 @@ static const char *serve_backend_hint(int err)
 	case -EACCES:
 		return "the disk fd is not readable";
 	case -ENOTBLK:
-		return "--disk must be a block device (use losetup for a file)";
+		return "--disk must be a block device or a raw image file";
+	case -EINVAL:
+		return "the image cannot be used in this --cache mode (no O_DIRECT on its filesystem, e.g. tmpfs before Linux 6.6: use --cache writeback) or is empty";
 	}
 	return "VHOST_BLK_SET_BACKEND failed";
 }
@@ -115,6 +117,7 @@ int serve_dev_open(const struct serve_cfg *cfg, const struct serve_ops *ops,
 	};
 	struct vhost_blk_backend be = {
 		.size = sizeof(be), .fd = cfg->disk_fd,
+		.cache_mode = cfg->cache_mode,
 	};
 	int fd, ret;
 
@@ -217,6 +220,8 @@ static int serve_vqs_stop(struct serve_conn *c)
 	return 0;
 }
 
+static int serve_set_wce(struct serve_conn *c);
+
 /*
  * (Re)attach the disk: the module starts every ring whose addresses are set
  * (and drains and restarts the ones already running).
@@ -225,11 +230,15 @@ static int serve_vqs_start(struct serve_conn *c)
 {
 	struct vhost_blk_backend be = {
 		.size = sizeof(be), .fd = c->cfg->disk_fd,
+		.cache_mode = c->cfg->cache_mode,
 	};
 	unsigned int i;
 	int ret;
 
 	ret = c->ops->ioctl(c->vfd, VHOST_BLK_SET_BACKEND, &be);
+	/* Attaching resets the write cache: keep what the guest chose. */
+	if (!ret && c->wce_set)
+		ret = serve_set_wce(c);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)
 		c->vqs[i].running = !ret && c->vqs[i].addr_set &&
 				    i < c->cfg->num_queues;
@@ -641,6 +650,21 @@ static int vu_get_config(struct serve_conn *c, struct vu_msg *m, void *out,
 	return 0;
 }
 
+/* The guest's write cache byte, as the module must follow it. */
+static int serve_set_wce(struct serve_conn *c)
+{
+	struct vhost_blk_params p = {
+		.size = sizeof(p), .mask = VHOST_BLK_PARAM_WCE, .wce = c->wce,
+	};
+	int ret;
+
+	ret = c->ops->ioctl(c->vfd, VHOST_BLK_SET_PARAMS, &p);
+	if (ret)
+		serve_err("VHOST_BLK_SET_PARAMS (write cache %u): %s", c->wce,
+			  strerror(-ret));
+	return ret;
+}
+
 static int vu_set_config(struct serve_conn *c, struct vu_msg *m, void *out,
 			 uint32_t *out_size)
 {
@@ -657,7 +681,7 @@ static int vu_set_config(struct serve_conn *c, struct vu_msg *m, void *out,
 	c->wce = req->region[0] ? 1 : 0;
 	c->wce_set = true;
 	serve_dbg("  guest set the write cache to %s", c->wce ? "writeback" : "writethrough");
-	return 0;
+	return serve_set_wce(c);
 }
 
 static int vu_refuse(struct serve_conn *c, struct vu_msg *m, void *out,

@@ -21,6 +21,7 @@ struct serve_cfg {
 	int disk_fd;			/* open O_RDWR, or O_RDONLY with --read-only */
 	bool read_only;
 	unsigned int num_queues;
+	unsigned int cache_mode;	/* VHOST_BLK_CACHE_*, --cache */
 	char serial[VIRTIO_BLK_ID_BYTES];
 };
 

@@ -65,6 +65,7 @@
 	 (1ULL << VIRTIO_BLK_F_BLK_SIZE) |        \
 	 (1ULL << VIRTIO_BLK_F_TOPOLOGY) |        \
 	 (1ULL << VIRTIO_BLK_F_FLUSH) |           \
+	 (1ULL << VIRTIO_BLK_F_CONFIG_WCE) |      \
 	 (1ULL << VIRTIO_BLK_F_RO) |              \
 	 (1ULL << VIRTIO_BLK_F_MQ) |              \
 	 (1ULL << VIRTIO_BLK_F_DISCARD) |         \
@@ -86,27 +87,88 @@
 #define VHOST_BLK_CONFIG_SPACE	256
 
 /**
+ * DOC: Cache modes
+ *
+ * The five cache modes of QEMU, with QEMU's meanings. "Write cache" is what
+ * the guest is shown (the config space's ``writeback`` byte, which the guest
+ * may change with VIRTIO_BLK_F_CONFIG_WCE); "host page cache" says whether
+ * data goes through the host's page cache (buffered I/O on the file or block
+ * device) or bypasses it (bios, or O_DIRECT on a regular file).
+ *
+ * ============================  =====  ==========  ========================
+ * mode                          write  host page   guest FLUSH / each write
+ *                               cache  cache
+ * ============================  =====  ==========  ========================
+ * VHOST_BLK_CACHE_NONE          yes    bypassed    flush sent / as is
+ * VHOST_BLK_CACHE_WRITEBACK     yes    used        fsync / as is
+ * VHOST_BLK_CACHE_WRITETHROUGH  no     used        nothing / O_DSYNC
+ * VHOST_BLK_CACHE_DIRECTSYNC    no     bypassed    nothing / FUA (O_DSYNC)
+ * VHOST_BLK_CACHE_UNSAFE        yes    used        nothing / as is
+ * ============================  =====  ==========  ========================
+ *
+ * When the guest turns its write cache off (VHOST_BLK_PARAM_WCE, 0), every
+ * write becomes stable before it completes (FUA, O_DSYNC), within the mode's
+ * host-cache choice; flushes are still sent, except in unsafe mode, since
+ * writes from before the change may still be cached. When a guest of
+ * writethrough or directsync turns it on, flushes are sent and writes go as
+ * they are, as in none or writeback.
+ */
+#define VHOST_BLK_CACHE_NONE		0
+#define VHOST_BLK_CACHE_WRITEBACK	1
+#define VHOST_BLK_CACHE_WRITETHROUGH	2
+#define VHOST_BLK_CACHE_DIRECTSYNC	3
+#define VHOST_BLK_CACHE_UNSAFE		4
+#define VHOST_BLK_CACHE_MAX		VHOST_BLK_CACHE_UNSAFE
+
+/**
  * struct vhost_blk_backend - argument of VHOST_BLK_SET_BACKEND
- * @size: sizeof(struct vhost_blk_backend)
- * @fd: an open block device, or -1 to detach the current backend
+ * @size: sizeof(struct vhost_blk_backend); the first version (16 bytes,
+ *	up to @__reserved) attaches with VHOST_BLK_CACHE_NONE
+ * @fd: an open block device or regular file, or -1 to detach the current
+ *	backend
  * @flags: must be zero
  * @__reserved: must be zero
+ * @cache_mode: VHOST_BLK_CACHE_* (default VHOST_BLK_CACHE_NONE)
+ * @__reserved2: must be zero
  */
 struct vhost_blk_backend {
 	__u32 size;
 	__s32 fd;
 	__u32 flags;
 	__u32 __reserved;
+	__u32 cache_mode;
+	__u32 __reserved2;
 };
 
+/* Size of the first version of struct vhost_blk_backend. */
+#define VHOST_BLK_BACKEND_SIZE_VER0	16
+
 /**
- * VHOST_BLK_SET_BACKEND - attach, swap or detach the backing block device
+ * VHOST_BLK_SET_BACKEND - attach, swap or detach the backing device or image
  *
- * The module takes its own exclusive claim on the device behind @fd, so the
- * caller may close @fd afterwards. The access mode follows how @fd was
- * opened: a read-only fd presents a read-only disk (VIRTIO_BLK_F_RO in
- * VHOST_BLK_GET_CONFIG's features) and every write, discard or write-zeroes
- * request completes with VIRTIO_BLK_S_IOERR.
+ * @fd is either a block device or a regular file holding a raw image (on
+ * ext4, xfs, tmpfs or any filesystem with read_iter/write_iter).
+ *
+ * For a block device the module takes its own exclusive claim on the device
+ * behind @fd, so the caller may close @fd afterwards. A regular file is
+ * reopened by the module (same path, same access mode), so it too may be
+ * closed; the module takes no lock on it: vhostblkctl takes QEMU's OFD
+ * locks before attaching (see Documentation/vhost-blk.rst). The access
+ * mode follows how @fd was opened: a read-only fd presents a read-only disk
+ * (VIRTIO_BLK_F_RO in VHOST_BLK_GET_CONFIG's features) and every write,
+ * discard or write-zeroes request completes with VIRTIO_BLK_S_IOERR.
+ *
+ * A regular file's capacity is its size at attach time rounded down to the
+ * logical block size: 512 bytes in cached modes, the filesystem's direct
+ * I/O alignment (statx STATX_DIOALIGN) in direct modes. Reads and writes
+ * beyond it fail; a file that is resized later is not followed. Discard
+ * (FALLOC_FL_PUNCH_HOLE) and write zeroes (FALLOC_FL_ZERO_RANGE, or
+ * PUNCH_HOLE with the UNMAP flag) are offered only when the filesystem
+ * punches holes.
+ *
+ * @cache_mode selects the cache mode (see "Cache modes"); it is changed by
+ * attaching again (a swap), for instance while the device is stopped. Each
+ * attach sets the write cache shown to the guest to the mode's default.
  *
  * Rings that are set up (VHOST_SET_VRING_ADDR) and below num_queues start
  * processing; a ring set up later starts at the next VHOST_BLK_SET_BACKEND.
@@ -115,7 +177,11 @@ struct vhost_blk_backend {
  *
  * Errors:
  * - EBADF: @fd is not an open file descriptor (an O_PATH fd is not).
- * - ENOTBLK: @fd is not a block device.
+ * - ENOTBLK: @fd is neither a block device nor a regular file.
+ * - EINVAL: @cache_mode is not a VHOST_BLK_CACHE_* value; or a direct mode
+ *   (none, directsync) on a regular file whose filesystem has no direct I/O
+ *   (tmpfs before Linux 6.6) or reports no direct I/O alignment; or the
+ *   image is smaller than one logical block.
  * - EBUSY: the device is claimed by someone else (mounted, another
  *   vhost-blk device, another exclusive opener).
  * - EACCES: @fd is not open for reading (O_WRONLY).
@@ -124,6 +190,7 @@ struct vhost_blk_backend {
  * - ENOMEM: the request tables could not be allocated.
  * - EFAULT: a ring that is set up is not accessible, or no memory table
  *   was set (VHOST_SET_MEM_TABLE must come first).
+ * - Any error of reopening a regular file (open(2)'s errors, e.g. ETXTBSY).
  */
 #define VHOST_BLK_SET_BACKEND	_IOW(VHOST_VIRTIO, 0x50, struct vhost_blk_backend)
 
@@ -157,8 +224,10 @@ struct vhost_blk_config {
 /* Fields of struct vhost_blk_params selected by @mask */
 #define VHOST_BLK_PARAM_NUM_QUEUES	(1U << 0)
 #define VHOST_BLK_PARAM_SERIAL		(1U << 1)
+#define VHOST_BLK_PARAM_WCE		(1U << 2)
 #define VHOST_BLK_PARAM_ALL		(VHOST_BLK_PARAM_NUM_QUEUES | \
-					 VHOST_BLK_PARAM_SERIAL)
+					 VHOST_BLK_PARAM_SERIAL |     \
+					 VHOST_BLK_PARAM_WCE)
 
 /**
  * struct vhost_blk_params - argument of VHOST_BLK_SET/GET_PARAMS
@@ -171,6 +240,12 @@ struct vhost_blk_config {
  * @serial: answer to VIRTIO_BLK_T_GET_ID, zero padded, not necessarily
  *	NUL-terminated (default all zero)
  * @__reserved: must be zero
+ * @wce: the guest's write cache, the config space's ``writeback`` byte:
+ *	1 (writeback) or 0 (writethrough). A VMM passes on what the guest
+ *	writes there (vhost-user SET_CONFIG). VHOST_BLK_SET_BACKEND resets it
+ *	to the cache mode's default (1 for none, writeback and unsafe, 0 for
+ *	writethrough and directsync)
+ * @__reserved2: must be zero
  */
 struct vhost_blk_params {
 	__u32 size;
@@ -179,14 +254,24 @@ struct vhost_blk_params {
 	__u16 __pad;
 	__u8 serial[VIRTIO_BLK_ID_BYTES];
 	__u32 __reserved[4];
+	__u32 wce;
+	__u32 __reserved2;
 };
+
+/* Size of the first version of struct vhost_blk_params (up to @__reserved). */
+#define VHOST_BLK_PARAMS_SIZE_VER0	48
 
 /**
  * VHOST_BLK_SET_PARAMS - set device parameters
  *
  * Errors:
- * - EINVAL: unknown @mask bits, or @num_queues out of range.
+ * - EINVAL: unknown @mask bits, @num_queues out of range, or @wce other
+ *   than 0 or 1.
  * - EBUSY: @num_queues changed while a backend is attached.
+ *
+ * @wce may change at any time, also while requests are in flight: requests
+ * fetched afterwards follow it. Nothing is flushed when it is turned off;
+ * a guest flushes first (Linux does).
  */
 #define VHOST_BLK_SET_PARAMS	_IOW(VHOST_VIRTIO, 0x52, struct vhost_blk_params)
 

@@ -1,0 +1,536 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: backend ops for a block device in the direct cache modes (none,
+ * directsync). Data moves zero-copy: bios are built straight from the
+ * guest's pages (the worker runs in the owner's mm) and submitted without
+ * waiting; buffers the device cannot take go through bounce pages.
+ */
+#include "vhost_blk.h"
+
+static struct bio_set vhost_blk_bio_set;
+
+/*
+ * Pages the device wrote must be marked dirty, which may sleep, so read bios
+ * end on their queue's list that the queue's work item releases. Not the
+ * vhost worker: freeing bios must not wait for the worker that may be
+ * waiting for a free bio. A read bio counts as pending in its request until
+ * its pages are released, so the request (and its share of the in-flight
+ * budget) ends only then: the budget bounds the pins, not just the bios.
+ */
+static struct workqueue_struct *vhost_blk_wq;
+
+static void vhost_blk_dirty_fn(struct work_struct *work)
+{
+	struct vhost_blk_vq *bvq = container_of(work, struct vhost_blk_vq,
+						dirty_work);
+	struct llist_node *list = llist_del_all(&bvq->dirty);
+	struct vhost_blk_bio *vbio, *tmp;
+
+	llist_for_each_entry_safe(vbio, tmp, list, node) {
+		struct vhost_blk_req *req = vbio->bio.bi_private;
+
+		bio_release_pages(&vbio->bio, true);
+		bio_put(&vbio->bio);
+		if (atomic_dec_and_test(&req->pending))
+			vhost_blk_req_ended(req);
+	}
+}
+
+void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq)
+{
+	init_llist_head(&bvq->dirty);
+	INIT_WORK(&bvq->dirty_work, vhost_blk_dirty_fn);
+}
+
+/* The queue's dirtying work has returned, if it was running. */
+void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq)
+{
+	flush_work(&bvq->dirty_work);
+}
+
+int vhost_blk_bio_init(void)
+{
+	int ret;
+
+	vhost_blk_wq = alloc_workqueue("vhost_blk", WQ_MEM_RECLAIM, 0);
+	if (!vhost_blk_wq)
+		return -ENOMEM;
+	ret = bioset_init(&vhost_blk_bio_set, BIO_POOL_SIZE,
+			  offsetof(struct vhost_blk_bio, bio),
+			  BIOSET_NEED_BVECS);
+	if (ret)
+		destroy_workqueue(vhost_blk_wq);
+	return ret;
+}
+
+void vhost_blk_bio_exit(void)
+{
+	/* No device is open: every queue's dirtying work has been flushed. */
+	destroy_workqueue(vhost_blk_wq);
+	bioset_exit(&vhost_blk_bio_set);
+}
+
+/* Bios of one request may end at once on several CPUs: any error wins. */
+static void vhost_blk_bio_status(struct vhost_blk_req *req, struct bio *bio)
+{
+	if (bio->bi_status)
+		WRITE_ONCE(req->status, bio->bi_status == BLK_STS_NOTSUPP ?
+			   VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR);
+}
+
+/* End of a bio carrying guest pages (from vhost_blk_bio_set). */
+static void vhost_blk_bio_end_io(struct bio *bio)
+{
+	struct vhost_blk_bio *vbio = container_of(bio, struct vhost_blk_bio,
+						  bio);
+	struct vhost_blk_req *req = bio->bi_private;
+
+	vhost_blk_bio_status(req, bio);
+	if (req->to_guest) {
+		/* Still pending until the work has released the pages. */
+		llist_add(&vbio->node, &req->bvq->dirty);
+		queue_work(vhost_blk_wq, &req->bvq->dirty_work);
+		return;
+	}
+	/* As the block layer's own direct I/O: fine in any context. */
+	bio_release_pages(bio, false);
+	bio_put(bio);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+}
+
+/* End of a bio without guest pages: flush, discard, write zeroes. */
+static void vhost_blk_bio_end_io_nodata(struct bio *bio)
+{
+	struct vhost_blk_req *req = bio->bi_private;
+
+	vhost_blk_bio_status(req, bio);
+	bio_put(bio);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+}
+
+static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->nr_pages; i++)
+		__free_page(b->pages[i]);
+	kfree(b->iov);
+	kvfree(b);
+}
+
+/*
+ * Copy the current window between the bounce pages and the guest's buffer:
+ * into the guest after a read, out of it before a write. Returns false on a
+ * fault. Context: owner's mm.
+ */
+static bool vhost_blk_bounce_copy(struct vhost_blk_bounce *b, bool to_guest)
+{
+	struct iov_iter iter;
+	size_t done = 0;
+	unsigned int i;
+
+	iov_iter_init(&iter, to_guest ? ITER_DEST : ITER_SOURCE, b->iov,
+		      b->nr_iov, b->skip + b->len);
+	iov_iter_advance(&iter, b->skip + b->done);
+	for (i = 0; i < b->nr_pages && done < b->window; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, b->window - done);
+
+		if ((to_guest ? copy_page_to_iter(b->pages[i], 0, n, &iter) :
+				copy_page_from_iter(b->pages[i], 0, n, &iter)) != n)
+			return false;
+		done += n;
+	}
+	return true;
+}
+
+/*
+ * Release a request's bounce pages and, when @guest_mm says the guest's
+ * memory is reachable, copy a bounced read that succeeded into the guest.
+ *
+ * Context: process context, vq->mutex held.
+ */
+void vhost_blk_bounce_release(struct vhost_blk_req *req, bool guest_mm)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	if (!req->bounce)
+		return;
+	bvq->bounce_pages -= req->bounce->nr_pages;
+	if (req->to_guest && guest_mm && req->status == VIRTIO_BLK_S_OK &&
+	    !vhost_blk_bounce_copy(req->bounce, true))
+		req->status = VIRTIO_BLK_S_IOERR;
+	vhost_blk_bounce_free(req->bounce);
+	req->bounce = NULL;
+}
+
+static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio,
+			     bio_end_io_t *end_io)
+{
+	bio->bi_private = req;
+	bio->bi_end_io = end_io;
+	atomic_inc(&req->pending);
+	submit_bio(bio);
+}
+
+/*
+ * Guest writes are what O_DIRECT writes are to the block layer, REQ_SYNC |
+ * REQ_IDLE, never background writeback: writeback throttling (wbt, on by
+ * default for SCSI and NVMe disks) would otherwise hold the kick handler in
+ * wbt_wait() with vq->mutex held, and with it close, detach and the owner's
+ * exit. The guest's flush is waited for too: the same flags.
+ */
+#define VHOST_BLK_WRITE_OPF	(REQ_OP_WRITE | REQ_SYNC | REQ_IDLE)
+
+static struct bio *vhost_blk_bio_alloc(struct vhost_blk_req *req,
+				       struct block_device *bdev,
+				       unsigned short nr_vecs, blk_opf_t opf)
+{
+	struct bio *bio;
+
+	bio = bio_alloc_bioset(bdev, nr_vecs, opf, GFP_KERNEL,
+			       &vhost_blk_bio_set);
+	bio->bi_ioprio = req->ioprio;
+	return bio;
+}
+
+/*
+ * Read or write @iter at @sector, split into as many bios as the pages need.
+ * Returns 0 once every page is in a submitted bio, or a VIRTIO_BLK_S_* error
+ * if pinning failed part way (bios already submitted still end normally).
+ */
+static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
+		       struct iov_iter *iter, sector_t sector, blk_opf_t opf)
+{
+	while (iov_iter_count(iter)) {
+		struct bio *bio;
+		int ret;
+
+		bio = vhost_blk_bio_alloc(req, bdev,
+					  bio_iov_vecs_to_alloc(iter, BIO_MAX_VECS),
+					  opf);
+		bio->bi_iter.bi_sector = sector;
+		ret = bio_iov_iter_get_pages(bio, iter);
+		if (unlikely(ret || !bio->bi_iter.bi_size)) {
+			bio_put(bio);
+			return VIRTIO_BLK_S_IOERR;
+		}
+		sector += bio->bi_iter.bi_size >> SECTOR_SHIFT;
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io);
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+/* Submit the current window's bios. */
+static void vhost_blk_bounce_submit(struct vhost_blk_req *req,
+				    struct vhost_blk_bounce *b)
+{
+	unsigned int nr = DIV_ROUND_UP(b->window, PAGE_SIZE), i;
+	sector_t sector = b->sector + (b->done >> SECTOR_SHIFT);
+	struct bio *bio = NULL;
+
+	for (i = 0; i < nr; i++) {
+		size_t n = min_t(size_t, PAGE_SIZE, b->window - i * PAGE_SIZE);
+
+		if (!bio) {
+			bio = vhost_blk_bio_alloc(req, b->bdev,
+						  min_t(unsigned int, nr - i,
+							BIO_MAX_VECS),
+						  b->opf);
+			bio->bi_iter.bi_sector = sector;
+		}
+		__bio_add_page(bio, b->pages[i], n, 0);
+		sector += n >> SECTOR_SHIFT;
+		if (bio->bi_vcnt == bio->bi_max_vecs || i + 1 == nr) {
+			vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+			bio = NULL;
+		}
+	}
+}
+
+/*
+ * A bounced request whose window has ended and that has more to move: copy
+ * a read window out, start the next window (copying a write's in) and
+ * return true; the request ends again later. Without the guest's memory
+ * (@guest_mm false: the owner is exiting) the rest fails with IOERR.
+ *
+ * Context: process context, vq->mutex held, the owner's mm if @guest_mm.
+ */
+bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm)
+{
+	struct vhost_blk_bounce *b = req->bounce;
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (!b || b->done + b->window == b->len ||
+	    req->status != VIRTIO_BLK_S_OK)
+		return false;
+	if (!guest_mm || (!b->write && !vhost_blk_bounce_copy(b, true))) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	b->done += b->window;
+	b->window = min_t(size_t, b->len - b->done,
+			  (size_t)b->nr_pages << PAGE_SHIFT);
+	if (b->write && !vhost_blk_bounce_copy(b, false)) {
+		req->status = VIRTIO_BLK_S_IOERR;
+		return false;
+	}
+	atomic_inc(&bvq->inflight);
+	atomic_set(&req->pending, 1);
+	vhost_blk_bounce_submit(req, b);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+	return true;
+}
+
+/*
+ * Read or write @len bytes through @nr host pages (the first window), taken
+ * from the queue's bounce budget (checked by the caller). Returns a
+ * VIRTIO_BLK_S_* status, as vhost_blk_rw().
+ */
+static u8 vhost_blk_bounce_rw(struct vhost_blk_req *req,
+			      struct block_device *bdev, size_t len,
+			      unsigned int nr, sector_t sector, blk_opf_t opf,
+			      const struct vhost_blk_layout *l)
+{
+	struct vhost_blk_vq *bvq = req->bvq;
+	bool write = op_is_write(opf);
+	struct vhost_blk_bounce *b;
+	unsigned int i;
+
+	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL_ACCOUNT);
+	if (!b)
+		return VIRTIO_BLK_S_IOERR;
+	req->bounce = b;
+	b->len = len;
+	b->window = min_t(size_t, len, (size_t)nr << PAGE_SHIFT);
+	b->bdev = bdev;
+	b->sector = sector;
+	b->write = write;
+	b->opf = opf;
+	for (i = 0; i < nr; i++) {
+		/* Zeroed for reads: no stale host data, whatever the device does. */
+		b->pages[i] = alloc_page(write ? GFP_KERNEL_ACCOUNT :
+					 GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+		if (!b->pages[i])
+			return VIRTIO_BLK_S_IOERR;
+		b->nr_pages++;
+		bvq->bounce_pages++;
+	}
+
+	/* Keep the guest's chain: later windows copy from or to it. */
+	if (write) {
+		b->iov = kmemdup(l->out_iov, l->out_nr * sizeof(*l->out_iov),
+				 GFP_KERNEL_ACCOUNT);
+		b->nr_iov = l->out_nr;
+		b->skip = sizeof(struct virtio_blk_outhdr);
+	} else {
+		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
+				 GFP_KERNEL_ACCOUNT);
+		b->nr_iov = l->in_nr;
+	}
+	if (!b->iov)
+		return VIRTIO_BLK_S_IOERR;
+	if (write && !vhost_blk_bounce_copy(b, false))
+		return VIRTIO_BLK_S_IOERR;
+
+	vhost_blk_bounce_submit(req, b);
+	return VIRTIO_BLK_S_OK;
+}
+
+/*
+ * Zero-copy needs what O_DIRECT needs (the device's DMA alignment, segments
+ * of whole logical blocks) and one thing more than bdev_iter_is_aligned()
+ * checks: every piece of a page must be whole logical blocks. A 4 KiB block
+ * starting 512 bytes into a page is split across two pages, which drivers
+ * may mishandle (null_blk with 4 KiB blocks returned wrong data, and on 6.12
+ * oopsed); a segment that starts on a block boundary never is. Linux guests
+ * always comply; other layouts, which virtio allows, are bounced.
+ */
+static bool vhost_blk_zero_copy_ok(struct block_device *bdev,
+				   struct iov_iter *iter)
+{
+	unsigned int lbs = bdev_logical_block_size(bdev);
+
+	return bdev_iter_is_aligned(bdev, iter) &&
+	       iov_iter_is_aligned(iter, lbs - 1, lbs - 1);
+}
+
+/*
+ * Zero-copy, or bounce pages in windows of the whole bounce budget. Sets
+ * *@retry, having done nothing, when the budgets are in use now.
+ */
+static u8 vhost_blk_bio_rw(struct vhost_blk_req *req,
+			   struct vhost_blk_disk *disk, struct iov_iter *iter,
+			   u64 sector, unsigned int flags,
+			   const struct vhost_blk_layout *l, bool *retry)
+{
+	struct block_device *bdev = disk->bdev;
+	struct vhost_blk_vq *bvq = req->bvq;
+	bool write = flags & VHOST_BLK_IO_WRITE;
+	size_t len = iov_iter_count(iter), charge;
+	blk_opf_t opf = REQ_OP_READ;
+	unsigned int pages = 0;
+	bool aligned;
+
+	if (write) {
+		opf = VHOST_BLK_WRITE_OPF;
+		/*
+		 * Without FUA support in the device the block layer writes,
+		 * then flushes; without a volatile cache it drops the flag.
+		 */
+		if (flags & VHOST_BLK_IO_STABLE)
+			opf |= REQ_FUA;
+	}
+
+	/*
+	 * A device that needs stable pages (data digests, dm-integrity,
+	 * RAID parity) must not see a guest rewrite a buffer in flight.
+	 */
+	aligned = vhost_blk_zero_copy_ok(bdev, iter) &&
+		  !(write && bdev_stable_writes(bdev));
+	/* A larger bounced buffer moves in windows of the whole budget. */
+	charge = len;
+	if (!aligned) {
+		pages = min_t(size_t, DIV_ROUND_UP(len, PAGE_SIZE),
+			      VHOST_BLK_BOUNCE_PAGES);
+		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
+			goto retry;
+		charge = min_t(size_t, len, (size_t)pages << PAGE_SHIFT);
+	}
+	if (!vhost_blk_charge(req, charge))
+		goto retry;
+	/* Nothing asks for a retry from here on. */
+
+	if (!aligned)
+		return vhost_blk_bounce_rw(req, bdev, len, pages, sector,
+					   opf, l);
+	return vhost_blk_rw(req, bdev, iter, sector, opf);
+
+retry:
+	*retry = true;
+	return VIRTIO_BLK_S_OK;
+}
+
+static u8 vhost_blk_bio_flush(struct vhost_blk_req *req,
+			      struct vhost_blk_disk *disk)
+{
+	struct bio *bio;
+
+	/*
+	 * An empty write with PREFLUSH: kernels with upstream 1c042f8d4bc3
+	 * (6.6.y and later) refuse REQ_OP_FLUSH bios from submit_bio().
+	 */
+	bio = vhost_blk_bio_alloc(req, disk->bdev, 0,
+				  VHOST_BLK_WRITE_OPF | REQ_PREFLUSH);
+	vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	return VIRTIO_BLK_S_OK;
+}
+
+/* Write @nr sectors of zeroes at @sector as bios of the zero page. */
+static void vhost_blk_write_zero_pages(struct vhost_blk_req *req,
+				       struct block_device *bdev,
+				       sector_t sector, u32 nr)
+{
+	while (nr) {
+		struct bio *bio;
+
+		bio = vhost_blk_bio_alloc(req, bdev, BIO_MAX_VECS,
+					  VHOST_BLK_WRITE_OPF);
+		bio->bi_iter.bi_sector = sector;
+		while (nr && bio->bi_vcnt < bio->bi_max_vecs) {
+			unsigned int len = min_t(u64, (u64)nr << SECTOR_SHIFT,
+						 PAGE_SIZE);
+
+			__bio_add_page(bio, ZERO_PAGE(0), len, 0);
+			nr -= len >> SECTOR_SHIFT;
+			sector += len >> SECTOR_SHIFT;
+		}
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	}
+}
+
+/*
+ * A device may offer write zeroes and still refuse it: a loop device over a
+ * file system without FALLOC_FL_ZERO_RANGE (tmpfs) answers NOTSUPP when the
+ * guest forbids unmapping. blkdev_issue_zeroout() then writes zero pages;
+ * so does this, from the completion path: the request is submitted again
+ * and ends again. Returns true when it was. Bounded as every write-zeroes
+ * request (vhost_blk_write_zeroes_max()) and still charged to the budget.
+ *
+ * Context: process context, vq->mutex held.
+ */
+bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req)
+{
+	struct block_device *bdev = req->zeroes_bdev;
+	struct vhost_blk_vq *bvq = req->bvq;
+
+	lockdep_assert_held(&bvq->vq.mutex);
+
+	if (!bdev || req->status != VIRTIO_BLK_S_UNSUPP)
+		return false;
+	req->zeroes_bdev = NULL;	/* once */
+	req->status = VIRTIO_BLK_S_OK;
+	atomic_inc(&bvq->inflight);
+	atomic_set(&req->pending, 1);
+	vhost_blk_write_zero_pages(req, bdev, req->zeroes_sector,
+				   req->zeroes_nr);
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+	return true;
+}
+
+static u8 vhost_blk_bio_status_of(int ret)
+{
+	if (!ret)
+		return VIRTIO_BLK_S_OK;
+	return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+}
+
+/* Discard: the block layer's helper splits and chains the bios. */
+static u8 vhost_blk_bio_discard(struct vhost_blk_req *req,
+				struct vhost_blk_disk *disk, u64 sector, u32 nr)
+{
+	struct bio *bio = NULL;
+	int ret;
+
+	ret = __blkdev_issue_discard(disk->bdev, sector, nr, GFP_KERNEL, &bio);
+	/* The helpers chain their bios; the last one ends the chain. */
+	if (bio)
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	return vhost_blk_bio_status_of(ret);
+}
+
+/*
+ * Write zeroes: offloaded when the device has it (if it then refuses, zero
+ * pages: vhost_blk_req_retry_zeroes()), else the block layer's zero pages.
+ */
+static u8 vhost_blk_bio_write_zeroes(struct vhost_blk_req *req,
+				     struct vhost_blk_disk *disk, u64 sector,
+				     u32 nr, bool unmap)
+{
+	struct block_device *bdev = disk->bdev;
+	struct bio *bio = NULL;
+	int ret;
+
+	if (bdev_write_zeroes_sectors(bdev)) {
+		req->zeroes_bdev = bdev;
+		req->zeroes_sector = sector;
+		req->zeroes_nr = nr;
+	}
+	ret = __blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL, &bio,
+				     unmap ? 0 : BLKDEV_ZERO_NOUNMAP);
+	if (bio)
+		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+	return vhost_blk_bio_status_of(ret);
+}
+
+const struct vhost_blk_backend_ops vhost_blk_bio_ops = {
+	.rw		= vhost_blk_bio_rw,
+	.flush		= vhost_blk_bio_flush,
+	.discard	= vhost_blk_bio_discard,
+	.write_zeroes	= vhost_blk_bio_write_zeroes,
+};

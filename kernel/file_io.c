@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-blk: backend ops for a file: a raw image on a filesystem, or a block
+ * device in the cached modes (its page cache). Reads and writes are kiocbs
+ * on the file, as loop.c's aio path does: O_DIRECT in the direct modes,
+ * buffered otherwise, O_DSYNC when the write must be stable. Flush is
+ * fsync, discard and write zeroes are fallocate.
+ *
+ * Buffered I/O, fsync and fallocate block, and even direct I/O may (block
+ * allocation, i_rwsem), so none of it runs on the vhost worker, which
+ * serves every queue of the device: each request is a work item on an
+ * unbound workqueue that enters the owner's address space to reach the
+ * guest's buffers. The cost is a wakeup and a context switch per request
+ * and, for buffered I/O, the copy through the page cache that the mode asks
+ * for; direct I/O still completes asynchronously (ki_complete).
+ */
+#include "vhost_blk.h"
+
+#include <linux/falloc.h>
+#include <linux/kthread.h>
+#include <linux/pagemap.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+
+enum {
+	VHOST_BLK_FILE_RW,
+	VHOST_BLK_FILE_FLUSH,
+	VHOST_BLK_FILE_DISCARD,
+	VHOST_BLK_FILE_WRITE_ZEROES,
+};
+
+/* Unbound: a request blocked in the filesystem holds no other CPU's work. */
+static struct workqueue_struct *vhost_blk_file_wq;
+
+int vhost_blk_file_init(void)
+{
+	vhost_blk_file_wq = alloc_workqueue("vhost_blk_file",
+					    WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	return vhost_blk_file_wq ? 0 : -ENOMEM;
+}
+
+void vhost_blk_file_exit(void)
+{
+	/* No device is open: every request has completed. */
+	destroy_workqueue(vhost_blk_file_wq);
+}
+
+static struct vhost_blk_req *vhost_blk_file_req(struct vhost_blk_file_cmd *cmd)
+{
+	return container_of(cmd, struct vhost_blk_req, fcmd);
+}
+
+static u8 vhost_blk_file_status(long ret)
+{
+	return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+}
+
+/* The request's file I/O is over; end the request if nothing else holds it. */
+static void vhost_blk_file_end(struct vhost_blk_file_cmd *cmd, long ret)
+{
+	struct vhost_blk_req *req = vhost_blk_file_req(cmd);
+
+	if (ret < 0)
+		vhost_blk_req_error(req, vhost_blk_file_status(ret));
+	kfree(cmd->iov);
+	cmd->iov = NULL;
+	if (atomic_dec_and_test(&req->pending))
+		vhost_blk_req_ended(req);
+}
+
+/*
+ * Two references, as loop's lo_rw_aio: the submitter's and the completion's.
+ * The kiocb is done with only when both the call has returned and the I/O
+ * has completed, in whichever order that happens.
+ */
+static void vhost_blk_file_rw_put(struct vhost_blk_file_cmd *cmd)
+{
+	long ret;
+
+	/* Fully ordered: the completion's @ret is visible past this. */
+	if (!atomic_dec_and_test(&cmd->ref))
+		return;
+	ret = cmd->ret;
+	if (cmd->flags & VHOST_BLK_IO_WRITE)
+		kiocb_end_write(&cmd->iocb);
+	/* A short transfer (the image shrank under us) is an error. */
+	if (ret >= 0)
+		ret = ret == cmd->len ? 0 : -EIO;
+	vhost_blk_file_end(cmd, ret);
+}
+
+/* ki_complete: any context. */
+static void vhost_blk_file_rw_complete(struct kiocb *iocb, long ret)
+{
+	struct vhost_blk_file_cmd *cmd = container_of(iocb,
+						      struct vhost_blk_file_cmd,
+						      iocb);
+
+	cmd->ret = ret;
+	vhost_blk_file_rw_put(cmd);
+}
+
+/* Context: a work item that has entered the owner's mm. */
+static void vhost_blk_file_do_rw(struct vhost_blk_file_cmd *cmd)
+{
+	struct vhost_blk_req *req = vhost_blk_file_req(cmd);
+	struct vhost_blk_disk *disk = cmd->disk;
+	bool write = cmd->flags & VHOST_BLK_IO_WRITE;
+	struct file *file = disk->file;
+	struct kiocb *iocb = &cmd->iocb;
+	struct iov_iter iter;
+	ssize_t ret;
+
+	iov_iter_init(&iter, write ? ITER_SOURCE : ITER_DEST, cmd->iov,
+		      cmd->nr_iov, cmd->len);
+	atomic_set(&cmd->ref, 2);
+	memset(iocb, 0, sizeof(*iocb));
+	iocb->ki_filp = file;
+	iocb->ki_pos = cmd->pos;
+	iocb->ki_ioprio = req->ioprio;
+	iocb->ki_complete = vhost_blk_file_rw_complete;
+	if (disk->direct)
+		iocb->ki_flags |= IOCB_DIRECT;
+	if (write) {
+		iocb->ki_flags |= IOCB_WRITE;
+		if (cmd->flags & VHOST_BLK_IO_STABLE)
+			iocb->ki_flags |= IOCB_DSYNC;
+		kiocb_start_write(iocb);
+		ret = file->f_op->write_iter(iocb, &iter);
+	} else {
+		ret = file->f_op->read_iter(iocb, &iter);
+	}
+	if (ret != -EIOCBQUEUED)
+		vhost_blk_file_rw_complete(iocb, ret);
+	vhost_blk_file_rw_put(cmd);
+}
+
+/*
+ * Write zeroes the way asked (punch a hole when @unmap, else zero the range
+ * keeping it allocated), falling back to the other when the filesystem or
+ * device cannot: tmpfs has no ZERO_RANGE, a block device without write
+ * zeroes no hole punching. Both read back as zeroes.
+ */
+static int vhost_blk_file_zero(struct file *file, loff_t pos, loff_t len,
+			       bool unmap)
+{
+	int punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	int zero = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+	int ret;
+
+	ret = vfs_fallocate(file, unmap ? punch : zero, pos, len);
+	if (ret == -EOPNOTSUPP)
+		ret = vfs_fallocate(file, unmap ? zero : punch, pos, len);
+	return ret;
+}
+
+/*
+ * Discard or write zeroes on a block device used through its page cache.
+ * Its own fallocate refuses a device someone (we) claimed exclusively, so
+ * do what it does: write back and drop the cached range under the
+ * invalidate lock, then send the request to the device.
+ */
+static int vhost_blk_file_bdev_zero(struct vhost_blk_file_cmd *cmd)
+{
+	struct address_space *mapping = cmd->disk->file->f_mapping;
+	struct block_device *bdev = cmd->disk->bdev;
+	sector_t sector = cmd->pos >> SECTOR_SHIFT;
+	sector_t nr = cmd->len >> SECTOR_SHIFT;
+	loff_t end = cmd->pos + cmd->len - 1;
+	int ret;
+
+	filemap_invalidate_lock(mapping);
+	ret = filemap_write_and_wait_range(mapping, cmd->pos, end);
+	if (ret)
+		goto out;
+	truncate_inode_pages_range(mapping, cmd->pos, end);
+	if (cmd->op == VHOST_BLK_FILE_DISCARD)
+		ret = blkdev_issue_discard(bdev, sector, nr, GFP_KERNEL);
+	else
+		ret = blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL,
+					   cmd->flags ? 0 : BLKDEV_ZERO_NOUNMAP);
+out:
+	filemap_invalidate_unlock(mapping);
+	return ret;
+}
+
+/* Discard and write zeroes on an image: hole punching, zeroing a range. */
+static int vhost_blk_file_zero_range(struct vhost_blk_file_cmd *cmd)
+{
+	if (cmd->disk->bdev)
+		return vhost_blk_file_bdev_zero(cmd);
+	/* A hole reads back as zeroes, which discard allows. */
+	if (cmd->op == VHOST_BLK_FILE_DISCARD)
+		return vfs_fallocate(cmd->disk->file, FALLOC_FL_PUNCH_HOLE |
+				     FALLOC_FL_KEEP_SIZE, cmd->pos, cmd->len);
+	return vhost_blk_file_zero(cmd->disk->file, cmd->pos, cmd->len,
+				   cmd->flags);
+}
+
+static void vhost_blk_file_work(struct work_struct *work)
+{
+	struct vhost_blk_file_cmd *cmd = container_of(work,
+						      struct vhost_blk_file_cmd,
+						      work);
+	struct mm_struct *mm = vhost_blk_file_req(cmd)->bvq->vq.dev->mm;
+	int ret;
+
+	switch (cmd->op) {
+	case VHOST_BLK_FILE_RW:
+		/* The device holds the mm until every request completed. */
+		kthread_use_mm(mm);
+		vhost_blk_file_do_rw(cmd);
+		kthread_unuse_mm(mm);
+		return;
+	case VHOST_BLK_FILE_FLUSH:
+		ret = vfs_fsync(cmd->disk->file, 0);
+		break;
+	default:
+		ret = vhost_blk_file_zero_range(cmd);
+		break;
+	}
+	vhost_blk_file_end(cmd, ret);
+}
+
+static u8 vhost_blk_file_queue(struct vhost_blk_req *req,
+			       struct vhost_blk_disk *disk, u8 op, u64 sector,
+			       u64 len, unsigned int flags)
+{
+	struct vhost_blk_file_cmd *cmd = &req->fcmd;
+
+	cmd->disk = disk;
+	cmd->op = op;
+	cmd->pos = sector << SECTOR_SHIFT;
+	cmd->len = len;
+	cmd->flags = flags;
+	INIT_WORK(&cmd->work, vhost_blk_file_work);
+	atomic_inc(&req->pending);
+	queue_work(vhost_blk_file_wq, &cmd->work);
+	return VIRTIO_BLK_S_OK;
+}
+
+/*
+ * Copy the iovecs covering @len bytes after @skip: the chain's array is the
+ * virtqueue's, reused for the next request before this one runs.
+ */
+static struct iovec *vhost_blk_file_iov_dup(const struct iovec *iov,
+					    unsigned int nr, size_t skip,
+					    size_t len, unsigned int *nr_out)
+{
+	struct iovec *copy;
+	unsigned int n = 0;
+
+	copy = kmalloc_array(nr, sizeof(*copy), GFP_KERNEL_ACCOUNT);
+	if (!copy)
+		return NULL;
+	for (; nr && len; iov++, nr--) {
+		size_t seg = iov->iov_len;
+
+		if (skip >= seg) {
+			skip -= seg;
+			continue;
+		}
+		seg = min(seg - skip, len);
+		copy[n].iov_base = iov->iov_base + skip;
+		copy[n].iov_len = seg;
+		skip = 0;
+		len -= seg;
+		n++;
+	}
+	*nr_out = n;
+	return copy;
+}
+
+static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
+			    struct vhost_blk_disk *disk, struct iov_iter *iter,
+			    u64 sector, unsigned int flags,
+			    const struct vhost_blk_layout *l, bool *retry)
+{
+	struct vhost_blk_file_cmd *cmd = &req->fcmd;
+	size_t len = iov_iter_count(iter);
+
+	if (!vhost_blk_charge(req, len)) {
+		*retry = true;
+		return VIRTIO_BLK_S_OK;
+	}
+	if (!len)
+		return VIRTIO_BLK_S_OK;
+	if (flags & VHOST_BLK_IO_WRITE)
+		cmd->iov = vhost_blk_file_iov_dup(l->out_iov, l->out_nr,
+						  sizeof(struct virtio_blk_outhdr),
+						  len, &cmd->nr_iov);
+	else
+		cmd->iov = vhost_blk_file_iov_dup(l->in_iov, l->in_nr, 0, len,
+						  &cmd->nr_iov);
+	if (!cmd->iov)
+		return VIRTIO_BLK_S_IOERR;
+	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_RW, sector, len,
+				    flags);
+}
+
+static u8 vhost_blk_file_flush(struct vhost_blk_req *req,
+			       struct vhost_blk_disk *disk)
+{
+	req->fcmd.iov = NULL;
+	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_FLUSH, 0, 0, 0);
+}
+
+static u8 vhost_blk_file_discard(struct vhost_blk_req *req,
+				 struct vhost_blk_disk *disk, u64 sector,
+				 u32 nr)
+{
+	req->fcmd.iov = NULL;
+	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_DISCARD, sector,
+				    (u64)nr << SECTOR_SHIFT, 0);
+}
+
+static u8 vhost_blk_file_write_zeroes(struct vhost_blk_req *req,
+				      struct vhost_blk_disk *disk, u64 sector,
+				      u32 nr, bool unmap)
+{
+	req->fcmd.iov = NULL;
+	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_WRITE_ZEROES,
+				    sector, (u64)nr << SECTOR_SHIFT, unmap);
+}
+
+const struct vhost_blk_backend_ops vhost_blk_file_ops = {
+	.rw		= vhost_blk_file_rw,
+	.flush		= vhost_blk_file_flush,
+	.discard	= vhost_blk_file_discard,
+	.write_zeroes	= vhost_blk_file_write_zeroes,
+};
+
+/*
+ * Can the image's filesystem punch holes? Try it past the end of the file,
+ * where nothing is stored; discard and write zeroes are offered only then.
+ */
+void vhost_blk_file_probe(struct vhost_blk_disk *disk)
+{
+	struct file *file = disk->file;
+	loff_t end = round_up(i_size_read(file_inode(file)), PAGE_SIZE);
+	u32 max = VHOST_BLK_INFLIGHT_BYTES >> SECTOR_SHIFT;
+
+	if (disk->read_only || !file->f_op->fallocate ||
+	    vfs_fallocate(file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  end, PAGE_SIZE))
+		return;
+	disk->discard_max = max;
+	disk->write_zeroes_max = max;
+	disk->discard_granularity = i_blocksize(file_inode(file));
+}
