@@ -143,7 +143,12 @@ rm -f "$OUT"/*.tap "$OUT"/*.rc "$OUT"/*.time "$OUT"/dmesg.log "$OUT"/console.log
 # ---- boot ----
 # printk.devkmsg=on: tests may log to /dev/kmsg and must not be rate limited.
 # log_buf_len: a long run must not push early warnings out of the buffer before dmesg is saved.
+# trace_event: tests read block_bio_queue (what reaches a device). Enabling a tracepoint patches
+# kernel text; at runtime that needs every vCPU to answer an IPI, which multi-threaded TCG sometimes
+# never does. From the command line it is enabled in trace_init() and again by an early_initcall,
+# both before smp_init(), so no cross-CPU patching happens; tests only set a filter and read.
 APPEND="console=ttyS0 panic=-1 no_timer_check log_buf_len=16M printk.devkmsg=on vmrun.out=$OUT"
+APPEND+=" trace_event=block:block_bio_queue"
 esc() { printf '%s' "${1//,/,,}"; } # qemu option values escape "," by doubling it
 
 # shellcheck disable=SC2054 # the commas are inside qemu option values
