@@ -14,7 +14,6 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 
 #include "kselftest_harness.h"
@@ -22,7 +21,6 @@
 
 #define MEM_SIZE	(8 << 20)
 #define IMG_SIZE	((8 << 20) + 1000)	/* not whole blocks on purpose */
-#define TRACING		"/sys/kernel/tracing"
 
 static const char *const mode_names[] = {
 	"none", "writeback", "writethrough", "directsync", "unsafe",
@@ -487,67 +485,30 @@ struct flags_seen {
 	unsigned int preflush;		/* bios with PREFLUSH */
 };
 
-static int trace_write(const char *file, const char *val)
+static void count_flags(void *arg, const char *rwbs, uint64_t sector,
+			unsigned int sectors)
 {
-	char path[128];
-	int fd, ret = 0;
+	struct flags_seen *s = arg;
+	const char *op = rwbs[0] == 'F' ? rwbs + 1 : rwbs;
 
-	snprintf(path, sizeof(path), TRACING "/%s", file);
-	fd = open(path, O_WRONLY | O_TRUNC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
+	(void)sector;
+	if (rwbs[0] == 'F')
+		s->preflush++;
+	if (op[0] == 'W' && sectors) {
+		s->writes++;
+		if (op[1] == 'F')
+			s->fua++;
+	}
 }
 
-static int trace_start(dev_t dev)
-{
-	char filter[64];
-	int ret;
-
-	/* The kernel's dev_t: major << 20 | minor. */
-	snprintf(filter, sizeof(filter), "dev == %u",
-		 (major(dev) << 20) | minor(dev));
-	ret = trace_write("events/block/block_bio_queue/filter", filter);
-	if (!ret)
-		ret = trace_write("events/block/block_bio_queue/enable", "1");
-	if (!ret)
-		ret = trace_write("trace", "");
-	return ret;
-}
-
-/* Count what was queued since trace_start() or the last call; restart. */
+/* Count what was queued since vblk_trace_begin() or the last call. */
 static int trace_take(struct flags_seen *s)
 {
-	char line[512], rwbs[16];
-	unsigned int ma, mi, nr;
-	unsigned long long sector;
-	FILE *f;
+	int n;
 
 	memset(s, 0, sizeof(*s));
-	f = fopen(TRACING "/trace", "r");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char *p = strstr(line, "block_bio_queue: ");
-		char *op;
-
-		if (!p || sscanf(p + 17, "%u,%u %15s %llu + %u", &ma, &mi,
-				 rwbs, &sector, &nr) != 5)
-			continue;
-		op = rwbs[0] == 'F' ? rwbs + 1 : rwbs;
-		if (rwbs[0] == 'F')
-			s->preflush++;
-		if (op[0] == 'W' && nr) {
-			s->writes++;
-			if (op[1] == 'F')
-				s->fua++;
-		}
-	}
-	fclose(f);
-	return trace_write("trace", "");
+	n = vblk_trace_take(count_flags, s);
+	return n < 0 ? n : 0;
 }
 
 FIXTURE(trace) {
@@ -613,8 +574,6 @@ FIXTURE_SETUP(trace)
 	self->fd = -1;
 	self->fs = false;
 	self->skip = true;
-	if (access(TRACING "/events/block/block_bio_queue", F_OK))
-		SKIP(return, "no block_bio_queue tracepoint in %s", TRACING);
 	ASSERT_EQ(0, vdrv_open(&self->d, MEM_SIZE));
 	ASSERT_EQ(0, vdrv_setup(&self->d, 1, 64, VHOST_BLK_FEATURES));
 	if (variant->image) {
@@ -638,13 +597,17 @@ FIXTURE_SETUP(trace)
 	ASSERT_EQ(0, attach_mode(&self->d, self->fd, variant->mode));
 	if (variant->wce >= 0)
 		ASSERT_EQ(0, set_wce(&self->d, variant->wce));
+	ret = vblk_trace_begin(self->dev);
+	if (ret == -ENOENT)
+		SKIP(return, "no block:block_bio_queue event in tracefs");
+	ASSERT_EQ(0, ret);
 	self->skip = false;
 }
 
 FIXTURE_TEARDOWN(trace)
 {
-	trace_write("events/block/block_bio_queue/enable", "0");
-	trace_write("events/block/block_bio_queue/filter", "0");
+	if (!self->skip)
+		vblk_trace_end();
 	vdrv_close(&self->d);
 	if (self->fd >= 0)
 		close(self->fd);
@@ -692,7 +655,6 @@ TEST_F_TIMEOUT(trace, flags, 150)
 		SKIP(return, "no backend (see setup)");
 
 	vblk_fill(a, sizeof(a), 5);
-	ASSERT_EQ(0, trace_start(self->dev));
 	ASSERT_EQ(VIRTIO_BLK_S_OK,
 		  io(&self->d, VIRTIO_BLK_T_OUT, 0, a, sizeof(a), 1));
 	ASSERT_EQ(VIRTIO_BLK_S_OK,

@@ -464,23 +464,22 @@ static long read_long(const char *path)
 
 /* --- 3: guest writes are not background writeback --- */
 
-#define TRACING "/sys/kernel/tracing"
+/* Bios by their exact RWBS, from block_bio_queue. */
+struct rwbs_count {
+	int ws, w, fws, fw;
+};
 
-/* Count block_bio_queue lines for @dev whose RWBS is exactly @rwbs. */
-static int trace_count(dev_t dev, const char *rwbs)
+static void count_rwbs(void *arg, const char *rwbs, uint64_t sector,
+		       unsigned int sectors)
 {
-	char line[512], want[64];
-	int n = 0;
-	FILE *f = fopen(TRACING "/trace", "r");
+	struct rwbs_count *c = arg;
 
-	if (!f)
-		return -1;
-	snprintf(want, sizeof(want), "block_bio_queue: %u,%u %s ",
-		 major(dev), minor(dev), rwbs);
-	while (fgets(line, sizeof(line), f))
-		n += !!strstr(line, want);
-	fclose(f);
-	return n;
+	(void)sector;
+	(void)sectors;
+	c->ws += !strcmp(rwbs, "WS");
+	c->w += !strcmp(rwbs, "W");
+	c->fws += !strcmp(rwbs, "FWS");
+	c->fw += !strcmp(rwbs, "FW");
 }
 
 TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
@@ -491,7 +490,8 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
 	struct vdrv d;
 	struct vreq w[64];
 	double t0, took;
-	int bdev, i, ws, plain, ret, round;
+	struct rwbs_count c = { 0 };
+	int bdev, i, ret, round;
 	long lat;
 
 	ret = sdebug_load("dev_size_mb=64", path, sizeof(path));
@@ -505,23 +505,23 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
 		SKIP(return, "writeback throttling is off on %s (wbt_lat_usec %ld)",
 		     path, lat);
 	}
-	if (access(TRACING "/events", F_OK))
-		system("mount -t tracefs nodev " TRACING " 2>/dev/null");
-	if (access(TRACING "/events/block/block_bio_queue/enable", F_OK)) {
-		sdebug_unload();
-		SKIP(return, "no tracefs block_bio_queue event");
-	}
 	bdev = vblk_open_dev(path, O_RDWR);
 	ASSERT_LE(0, bdev);
 	ASSERT_EQ(0, fstat(bdev, &st));
+	ret = vblk_trace_begin(st.st_rdev);
+	if (ret == -ENOENT) {
+		close(bdev);
+		sdebug_unload();
+		SKIP(return, "no tracefs block_bio_queue event");
+	}
+	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
 	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
 	ASSERT_EQ(0, vdrv_attach(&d, bdev));
 
 	/* What the block layer sees of guest writes and flushes. */
-	vblk_write_attr(TRACING, "trace", "");
-	ASSERT_EQ(0, vblk_write_attr(TRACING "/events/block/block_bio_queue",
-				"enable", "1"));
+	ASSERT_LE(0, vblk_trace_take(count_rwbs, &c));
+	memset(&c, 0, sizeof(c));
 	for (i = 0; i < 8; i++) {
 		w[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, i * 128, 65536);
 		ASSERT_EQ(VIRTIO_BLK_S_OK,
@@ -529,15 +529,13 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
 	}
 	w[8] = vdrv_req_alloc(&d, VIRTIO_BLK_T_FLUSH, 0, 0);
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &w[8], 0, false, NULL));
-	vblk_write_attr(TRACING "/events/block/block_bio_queue", "enable", "0");
-	ws = trace_count(st.st_rdev, "WS");
-	plain = trace_count(st.st_rdev, "W");
+	ASSERT_LE(0, vblk_trace_take(count_rwbs, &c));
+	vblk_trace_end();
 	TH_LOG("block_bio_queue on %s: %d WS, %d plain W; flush: %d FWS, %d FW",
-	       path, ws, plain, trace_count(st.st_rdev, "FWS"),
-	       trace_count(st.st_rdev, "FW"));
-	EXPECT_LE(8, ws);
-	EXPECT_EQ(0, plain);
-	EXPECT_EQ(0, trace_count(st.st_rdev, "FW"));
+	       path, c.ws, c.w, c.fws, c.fw);
+	EXPECT_LE(8, c.ws);
+	EXPECT_EQ(0, c.w);
+	EXPECT_EQ(0, c.fw);
 
 	/*
 	 * A slow disk (100 jiffies a command). Two rounds of 16 writes let

@@ -636,6 +636,100 @@ int vblk_read_str(const char *path, char *buf, size_t len)
 	return 0;
 }
 
+#define VBLK_TRACING	"/sys/kernel/tracing"
+#define VBLK_BIO_QUEUE	VBLK_TRACING "/events/block/block_bio_queue"
+
+static bool vblk_trace_we_enabled;
+
+/*
+ * Writing an event's filter never touches the tracepoint's static key (no
+ * text patching, on 6.1 and 6.12): apply_event_filter() swaps the filter
+ * under RCU and sets EVENT_FILE_FL_FILTERED, whose first use allocates the
+ * per-CPU buffered-event pages (trace_buffered_event_enable()). Removing
+ * the last filter ("0") would free them again with an IPI to every CPU, so
+ * end leaves a filter in place that matches nothing instead.
+ */
+/* The buffer is cleared by opening "trace" with O_TRUNC, not by a write. */
+static int vblk_trace_clear(void)
+{
+	int fd = open(VBLK_TRACING "/trace", O_WRONLY | O_TRUNC | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+int vblk_trace_begin(dev_t dev)
+{
+	char filter[64], on[8] = "";
+	int ret;
+
+	if (access(VBLK_TRACING "/events", F_OK))
+		vblk_sh("mount -t tracefs nodev %s 2>/dev/null", VBLK_TRACING);
+	if (access(VBLK_BIO_QUEUE "/enable", F_OK))
+		return -ENOENT;
+	/* The kernel's dev_t in a filter: major << 20 | minor. */
+	snprintf(filter, sizeof(filter), "dev == %u",
+		 (major(dev) << 20) | minor(dev));
+	ret = vblk_write_attr(VBLK_BIO_QUEUE, "filter", filter);
+	if (ret)
+		return ret;
+	ret = vblk_read_str(VBLK_BIO_QUEUE "/enable", on, sizeof(on));
+	if (ret)
+		return ret;
+	if (on[0] != '1') {
+		fprintf(stderr, "# block:block_bio_queue is off: enabling it at run time (boot with trace_event=block:block_bio_queue to avoid the text patching)\n");
+		ret = vblk_write_attr(VBLK_BIO_QUEUE, "enable", "1");
+		if (ret)
+			return ret;
+		vblk_trace_we_enabled = true;
+	}
+	return vblk_trace_clear();
+}
+
+int vblk_trace_take(void (*fn)(void *arg, const char *rwbs, uint64_t sector,
+			       unsigned int sectors),
+		    void *arg)
+{
+	unsigned long long sector;
+	unsigned int ma, mi, nr;
+	char line[512], rwbs[16];
+	int n = 0, ret;
+	FILE *f;
+
+	f = fopen(VBLK_TRACING "/trace", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "block_bio_queue: ");
+
+		if (!p)
+			continue;
+		/* "MA,MI RWBS SECTOR + NR [comm]"; a flush has "0 + 0". */
+		if (sscanf(p + 17, "%u,%u %15s %llu + %u", &ma, &mi, rwbs,
+			   &sector, &nr) != 5)
+			continue;
+		fn(arg, rwbs, sector, nr);
+		n++;
+	}
+	fclose(f);
+	ret = vblk_trace_clear();
+	return ret ? ret : n;
+}
+
+void vblk_trace_end(void)
+{
+	if (vblk_trace_we_enabled) {
+		vblk_write_attr(VBLK_BIO_QUEUE, "enable", "0");
+		vblk_write_attr(VBLK_BIO_QUEUE, "filter", "0");
+		vblk_trace_we_enabled = false;
+		return;
+	}
+	/* No device is 0:0. */
+	vblk_write_attr(VBLK_BIO_QUEUE, "filter", "dev == 0");
+}
+
 /*
  * Suspend, load and resume through the DM ioctls: no process to start while
  * the device is suspended, so a switch under load takes milliseconds.

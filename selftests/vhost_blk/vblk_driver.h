@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <linux/vhost_blk.h>
 
 /* Guest physical base of the test's memory: deliberately not its address. */
@@ -160,6 +161,30 @@ int vblk_write_str(const char *path, const char *val);
 int vblk_write_attr(const char *dir, const char *name, const char *val);
 /* Read a small sysfs/procfs file into @buf (trailing newline dropped). */
 int vblk_read_str(const char *path, char *buf, size_t len);
+
+/*
+ * What reaches a block device, from the block:block_bio_queue event.
+ *
+ * The VM runner enables the event on the kernel command line
+ * (trace_event=), before the other CPUs start: enabling a tracepoint at
+ * run time patches kernel text, and under multi-threaded TCG that
+ * sometimes stalls the VM. So begin only sets the event's filter to @dev
+ * and clears the buffer; take reads the bios queued since and clears
+ * again; end sets a filter no device matches. Only when the event is off
+ * (a run outside the runner) does begin enable it, with a note on stderr,
+ * and end disable it again.
+ * begin: 0, -ENOENT when the kernel has no such event, or -errno.
+ */
+int vblk_trace_begin(dev_t dev);
+/*
+ * Call @fn for each bio queued to the device since begin or the last take
+ * (@rwbs as blktrace prints it: "WS", "FWFS", ...; @sectors may be 0),
+ * then clear the buffer. Returns the number of bios, or -errno.
+ */
+int vblk_trace_take(void (*fn)(void *arg, const char *rwbs, uint64_t sector,
+			       unsigned int sectors),
+		    void *arg);
+void vblk_trace_end(void);
 
 /* Direct I/O on the backing device, to check data without vhost. */
 int vblk_pread(int fd, void *buf, size_t len, uint64_t off);
