@@ -345,6 +345,8 @@ long vhost_blk_set_backend(struct vhost_blk *blk, int fd, u32 cache_mode)
 
 	blk->disk = disk;
 	WRITE_ONCE(blk->wce, vhost_blk_cache_default_wce(cache_mode));
+	atomic64_set(&blk->write_gen, 0);
+	atomic64_set(&blk->flushed_gen, 0);
 	ret = vhost_blk_start(blk, disk);
 	if (ret)
 		vhost_blk_detach(blk);

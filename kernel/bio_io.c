@@ -382,8 +382,11 @@ static u8 vhost_blk_bio_rw(struct vhost_blk_req *req,
 		 * Without FUA support in the device the block layer writes,
 		 * then flushes; without a volatile cache it drops the flag.
 		 */
-		if (flags & VHOST_BLK_IO_STABLE)
+		if (flags & VHOST_BLK_IO_STABLE) {
 			opf |= REQ_FUA;
+			if (bdev_write_cache(bdev) && !bdev_fua(bdev))
+				req->stat.cache |= VHOST_BLK_STAT_FUA_EMULATED;
+		}
 	}
 
 	/*

@@ -31,29 +31,75 @@ u8 vhost_blk_cache_default_wce(u32 mode)
 	       mode != VHOST_BLK_CACHE_DIRECTSYNC;
 }
 
+/* Modes that make every write stable while the guest's write cache is off. */
+static bool vhost_blk_cache_sync_mode(u32 mode)
+{
+	return mode == VHOST_BLK_CACHE_WRITETHROUGH ||
+	       mode == VHOST_BLK_CACHE_DIRECTSYNC;
+}
+
 /**
  * vhost_blk_cache_flush_needed - must a guest FLUSH reach the backend?
+ * @blk: the device
  * @disk: the attached backend
- * @wce: the guest's write cache setting
  *
- * Unsafe mode never flushes. Writethrough and directsync with the write
- * cache off made every write stable already: nothing is left to flush. A
- * guest that turned the write cache off in another mode may still have
- * writes from before in a cache, so its flushes are passed on.
+ * Unsafe mode never flushes (QEMU's cache.no-flush). None and writeback
+ * pass every flush on. Writethrough and directsync pass it on only when a
+ * write was sent without FUA since the last flush completed: while the
+ * guest's write cache is off each write was stable already, and there is
+ * nothing left to flush; writes from while it was on are. This is what
+ * QEMU 7.2 does: a write-through BlockBackend adds FUA to every write,
+ * file-posix has no FUA so block/io.c follows each write with a flush, and
+ * bdrv_co_flush() skips the device when flushed_gen equals write_gen.
  *
  * Return: true to send the flush.
  */
-bool vhost_blk_cache_flush_needed(const struct vhost_blk_disk *disk, u8 wce)
+bool vhost_blk_cache_flush_needed(struct vhost_blk *blk,
+				  const struct vhost_blk_disk *disk)
 {
-	switch (disk->cache_mode) {
-	case VHOST_BLK_CACHE_UNSAFE:
+	if (disk->cache_mode == VHOST_BLK_CACHE_UNSAFE)
 		return false;
-	case VHOST_BLK_CACHE_WRITETHROUGH:
-	case VHOST_BLK_CACHE_DIRECTSYNC:
-		return wce;
-	default:
+	if (!vhost_blk_cache_sync_mode(disk->cache_mode))
 		return true;
-	}
+	return atomic64_read(&blk->flushed_gen) !=
+	       atomic64_read(&blk->write_gen);
+}
+
+/**
+ * vhost_blk_cache_write_sent - a guest write goes to the backend
+ * @blk: the device
+ * @disk: the attached backend
+ * @stable: written with FUA or O_DSYNC
+ *
+ * Counts, in writethrough and directsync, the writes a later flush must
+ * cover. A request that is retried counts twice: that only sends a flush.
+ */
+void vhost_blk_cache_write_sent(struct vhost_blk *blk,
+				const struct vhost_blk_disk *disk, bool stable)
+{
+	if (!stable && vhost_blk_cache_sync_mode(disk->cache_mode))
+		atomic64_inc(&blk->write_gen);
+}
+
+/**
+ * vhost_blk_cache_flush_done - a request completes
+ * @blk: the device
+ * @req: the request; a FLUSH that was sent covers req->flush_gen writes
+ *
+ * Only a flush that completed OK covers anything; a flush that completes
+ * before an older one leaves the count where it is.
+ */
+void vhost_blk_cache_flush_done(struct vhost_blk *blk,
+				const struct vhost_blk_req *req)
+{
+	s64 old = atomic64_read(&blk->flushed_gen);
+
+	if (!(req->stat.cache & VHOST_BLK_STAT_FLUSH_SENT) ||
+	    req->status != VIRTIO_BLK_S_OK)
+		return;
+	while (old < (s64)req->flush_gen &&
+	       !atomic64_try_cmpxchg(&blk->flushed_gen, &old, req->flush_gen))
+		;
 }
 
 /**

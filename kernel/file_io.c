@@ -285,6 +285,13 @@ static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
 	}
 	if (!len)
 		return VIRTIO_BLK_S_OK;
+	/*
+	 * O_DSYNC through a block device's page cache writes the range back,
+	 * then flushes the device's whole cache (blkdev_fsync()), never FUA.
+	 */
+	if ((flags & VHOST_BLK_IO_STABLE) && disk->bdev &&
+	    bdev_write_cache(disk->bdev))
+		req->stat.cache |= VHOST_BLK_STAT_FUA_EMULATED;
 	if (flags & VHOST_BLK_IO_WRITE)
 		cmd->iov = vhost_blk_file_iov_dup(l->out_iov, l->out_nr,
 						  sizeof(struct virtio_blk_outhdr),

@@ -31,7 +31,7 @@
 #include <linux/xarray.h>
 #include <net/genetlink.h>
 
-/* A stats reply with VHOST_BLK_MAX_QUEUES queues is about 3.7 KiB. */
+/* A stats reply with VHOST_BLK_MAX_QUEUES queues is about 4.3 KiB. */
 #define VHOST_BLK_NL_MSG_SIZE	8192
 
 /*
@@ -186,6 +186,9 @@ static int vhost_blk_nl_put_queue_stats(struct sk_buff *msg,
 		{ VHOST_BLK_A_QUEUE_STATS_STATUS_IOERR, READ_ONCE(s->status_ioerr) },
 		{ VHOST_BLK_A_QUEUE_STATS_STATUS_UNSUPP, READ_ONCE(s->status_unsupp) },
 		{ VHOST_BLK_A_QUEUE_STATS_FLUSHES, READ_ONCE(s->flushes) },
+		{ VHOST_BLK_A_QUEUE_STATS_FLUSHES_SENT, READ_ONCE(s->flushes_sent) },
+		{ VHOST_BLK_A_QUEUE_STATS_FUA_WRITES, READ_ONCE(s->fua_writes) },
+		{ VHOST_BLK_A_QUEUE_STATS_FUA_EMULATED, READ_ONCE(s->fua_emulated) },
 		{ VHOST_BLK_A_QUEUE_STATS_SIGNALS, READ_ONCE(s->signals) },
 		{ VHOST_BLK_A_QUEUE_STATS_SIGNALLED, READ_ONCE(s->signalled) },
 		{ VHOST_BLK_A_QUEUE_STATS_KICKS, READ_ONCE(s->kicks) },

@@ -141,8 +141,12 @@ static u8 vhost_blk_read_write(struct vhost_blk *blk,
 					   sizeof(struct virtio_blk_outhdr), len))
 			return VIRTIO_BLK_S_IOERR;
 		flags = VHOST_BLK_IO_WRITE;
-		if (vhost_blk_cache_write_stable(disk, READ_ONCE(blk->wce)))
+		if (vhost_blk_cache_write_stable(disk, READ_ONCE(blk->wce))) {
 			flags |= VHOST_BLK_IO_STABLE;
+			req->stat.cache |= VHOST_BLK_STAT_FUA;
+		}
+		vhost_blk_cache_write_sent(blk, disk,
+					   flags & VHOST_BLK_IO_STABLE);
 	} else {
 		if (iov_iter_count(out))
 			return VIRTIO_BLK_S_IOERR;
@@ -168,8 +172,10 @@ static u8 vhost_blk_guest_flush(struct vhost_blk *blk,
 				struct vhost_blk_req *req,
 				struct vhost_blk_disk *disk)
 {
-	if (!vhost_blk_cache_flush_needed(disk, READ_ONCE(blk->wce)))
+	if (!vhost_blk_cache_flush_needed(blk, disk))
 		return VIRTIO_BLK_S_OK;
+	req->stat.cache |= VHOST_BLK_STAT_FLUSH_SENT;
+	req->flush_gen = atomic64_read(&blk->write_gen);
 	return disk->ops->flush(req, disk);
 }
 

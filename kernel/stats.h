@@ -15,6 +15,7 @@
 #ifndef VHOST_BLK_STATS_H
 #define VHOST_BLK_STATS_H
 
+#include <linux/bits.h>
 #include <linux/compiler.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
@@ -43,14 +44,28 @@ struct vhost_blk_vq_stats {
 	u64 status_ioerr;
 	u64 status_unsupp;
 	u64 flushes;				/* FLUSH completed OK */
+	u64 flushes_sent;			/* FLUSH passed to the backend */
+	u64 fua_writes;				/* OUT sent stable (FUA, O_DSYNC) */
+	u64 fua_emulated;			/* of those: write, then flush */
 	u64 signals;				/* batches signalled */
 	u64 signalled;				/* requests in those batches */
 	u64 kicks;
 };
 
+/* What a request asked of the backend's cache (vhost_blk_req_stat.cache). */
+#define VHOST_BLK_STAT_FLUSH_SENT	BIT(0)	/* a guest FLUSH passed on */
+#define VHOST_BLK_STAT_FUA		BIT(1)	/* a write sent stable */
+/*
+ * ... as a write, then a flush of the device's whole volatile cache: a FUA
+ * bio to a device without FUA, or O_DSYNC through a block device's page
+ * cache.
+ */
+#define VHOST_BLK_STAT_FUA_EMULATED	BIT(2)
+
 /* What a request in flight remembers for its completion. */
 struct vhost_blk_req_stat {
 	u8 type;				/* enum vhost_blk_stat_type */
+	u8 cache;				/* VHOST_BLK_STAT_FLUSH_SENT ... */
 	u32 bytes;				/* data it moves (IN/OUT) */
 };
 
@@ -82,6 +97,7 @@ static inline void vhost_blk_stat_kick(struct vhost_blk_vq_stats *s)
 static inline void vhost_blk_stat_begin(struct vhost_blk_req_stat *rs)
 {
 	rs->type = VHOST_BLK_STAT_INVALID;
+	rs->cache = 0;
 	rs->bytes = 0;
 }
 
@@ -122,13 +138,20 @@ static inline void vhost_blk_stat_submitted(struct vhost_blk_vq_stats *s)
 
 /*
  * A request completed with @status after moving @bytes of data (its
- * charge). Context: vq->mutex held.
+ * charge). What it sent to the backend's cache counts whatever the status.
+ * Context: vq->mutex held.
  */
 static inline void vhost_blk_stat_completed(struct vhost_blk_vq_stats *s,
 					    const struct vhost_blk_req_stat *rs,
 					    u8 status)
 {
 	vhost_blk_stat_add(&s->reqs[rs->type], 1);
+	if (rs->cache & VHOST_BLK_STAT_FLUSH_SENT)
+		vhost_blk_stat_add(&s->flushes_sent, 1);
+	if (rs->cache & VHOST_BLK_STAT_FUA)
+		vhost_blk_stat_add(&s->fua_writes, 1);
+	if (rs->cache & VHOST_BLK_STAT_FUA_EMULATED)
+		vhost_blk_stat_add(&s->fua_emulated, 1);
 	switch (status) {
 	case VIRTIO_BLK_S_OK:
 		vhost_blk_stat_add(&s->status_ok, 1);

@@ -211,6 +211,7 @@ struct vhost_blk_req {
 	u8 status;				/* VIRTIO_BLK_S_* */
 	bool to_guest;				/* data moved into guest pages */
 	struct vhost_blk_req_stat stat;		/* for the counters */
+	u64 flush_gen;				/* a FLUSH: write_gen it covers */
 	struct vhost_blk_file_cmd fcmd;		/* file backends only */
 };
 
@@ -275,6 +276,12 @@ struct vhost_blk {
 	spinlock_t serial_lock;		/* guards @serial */
 	u8 serial[VIRTIO_BLK_ID_BYTES];
 	u8 wce;				/* guest's write cache; READ_ONCE */
+	/*
+	 * Writes sent without FUA, and how many of them the last completed
+	 * flush covers (cache.c); reset at attach.
+	 */
+	atomic64_t write_gen;
+	atomic64_t flushed_gen;
 	u32 id;				/* in the netlink registry */
 	kuid_t euid;			/* of the opener: who may see it */
 	struct pid *owner;		/* VHOST_SET_OWNER caller's tgid */
@@ -298,7 +305,12 @@ unsigned int vhost_blk_write_zeroes_max(struct block_device *bdev);
 /* cache.c */
 bool vhost_blk_cache_direct(u32 mode);
 u8 vhost_blk_cache_default_wce(u32 mode);
-bool vhost_blk_cache_flush_needed(const struct vhost_blk_disk *disk, u8 wce);
+bool vhost_blk_cache_flush_needed(struct vhost_blk *blk,
+				  const struct vhost_blk_disk *disk);
+void vhost_blk_cache_write_sent(struct vhost_blk *blk,
+				const struct vhost_blk_disk *disk, bool stable);
+void vhost_blk_cache_flush_done(struct vhost_blk *blk,
+				const struct vhost_blk_req *req);
 bool vhost_blk_cache_write_stable(const struct vhost_blk_disk *disk, u8 wce);
 
 /* vq.c */

@@ -125,6 +125,7 @@ static void vhost_blk_vq_complete_ended(struct vhost_blk *blk,
 		    vhost_blk_req_next_window(req, publish))
 			continue;
 		vhost_blk_req_release(req, publish);
+		vhost_blk_cache_flush_done(blk, req);
 		vhost_blk_stat_completed(&bvq->stats, &req->stat, req->status);
 		if (publish) {
 			if (req->status_ptr &&

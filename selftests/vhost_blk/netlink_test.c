@@ -576,6 +576,177 @@ TEST_F(nl, stats_exact)
 		EXPECT_EQ(0, s.q[0].v[i]);
 }
 
+/*
+ * The cache counters for a known sequence in every mode: two writes and a
+ * flush (then a second flush in the toggle cases). Exact counts.
+ */
+struct cache_case {
+	const char *name;
+	unsigned int mode;
+	int wce;			/* -1: the mode's default */
+	int wce_after;			/* -1: unchanged before the flushes */
+	unsigned int flushes;		/* guest flushes at the end */
+	uint64_t sent, fua;		/* flushes-sent, fua-writes */
+};
+
+static const struct cache_case cache_cases[] = {
+	{ "none", VHOST_BLK_CACHE_NONE, -1, -1, 1, 1, 0 },
+	/* The guest turned its cache off: writes FUA, flushes still sent. */
+	{ "none wce=0", VHOST_BLK_CACHE_NONE, 0, -1, 1, 1, 2 },
+	{ "writeback", VHOST_BLK_CACHE_WRITEBACK, -1, -1, 1, 1, 0 },
+	/* Every write was stable: nothing left to flush. */
+	{ "writethrough", VHOST_BLK_CACHE_WRITETHROUGH, -1, -1, 1, 0, 2 },
+	{ "writethrough wce=1", VHOST_BLK_CACHE_WRITETHROUGH, 1, -1, 1, 1, 0 },
+	/*
+	 * Written with the cache on, then turned off: the first flush must
+	 * cover those writes, the second has nothing left (QEMU's
+	 * flushed_gen).
+	 */
+	{ "writethrough wce=1 then 0", VHOST_BLK_CACHE_WRITETHROUGH, 1, 0, 2,
+	  1, 0 },
+	{ "directsync", VHOST_BLK_CACHE_DIRECTSYNC, -1, -1, 2, 0, 2 },
+	{ "directsync wce=1 then 0", VHOST_BLK_CACHE_DIRECTSYNC, 1, 0, 2, 1,
+	  0 },
+	{ "unsafe", VHOST_BLK_CACHE_UNSAFE, -1, -1, 1, 0, 0 },
+	{ "unsafe wce=0", VHOST_BLK_CACHE_UNSAFE, 0, -1, 1, 0, 0 },
+};
+
+static int set_wce(struct vdrv *d, int wce)
+{
+	struct vhost_blk_params p = {
+		.size = sizeof(p), .mask = VHOST_BLK_PARAM_WCE, .wce = wce,
+	};
+
+	return wce < 0 || !ioctl(d->fd, VHOST_BLK_SET_PARAMS, &p) ? 0 : -errno;
+}
+
+enum cache_dev { DEV_NO_CACHE, DEV_CACHE_FUA, DEV_CACHE_NO_FUA };
+
+/*
+ * How many of @c's FUA writes reach @dev as a write and a cache flush:
+ * none without a volatile cache; all where the device has no FUA; in the
+ * cached modes all (O_DSYNC through the page cache is write, then flush).
+ */
+static uint64_t cache_emulated(const struct cache_case *c, enum cache_dev dev)
+{
+	bool direct = c->mode == VHOST_BLK_CACHE_NONE ||
+		      c->mode == VHOST_BLK_CACHE_DIRECTSYNC;
+
+	if (dev == DEV_NO_CACHE)
+		return 0;
+	return dev == DEV_CACHE_NO_FUA || !direct ? c->fua : 0;
+}
+
+/* Run every case on @path, a device of kind @dev. */
+static void cache_counters(struct __test_metadata *_metadata,
+			   const char *path, enum cache_dev dev)
+{
+	const char *name = strrchr(path, '/') + 1;
+	struct stats_info s;
+	struct nlc nl;
+	unsigned int i, k;
+	int ret;
+
+	ret = nl_open(&nl);
+	if (ret == -ENOENT)
+		SKIP(return, "no vhost-blk netlink family: module not loaded");
+	ASSERT_EQ(0, ret);
+	for (i = 0; i < sizeof(cache_cases) / sizeof(cache_cases[0]); i++) {
+		const struct cache_case *c = &cache_cases[i];
+		struct vhost_blk_backend b = {
+			.size = sizeof(b), .cache_mode = c->mode,
+		};
+		struct queue_stats *qs;
+		struct vdrv d;
+		struct vreq r;
+		int64_t id;
+
+		b.fd = open(path, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, b.fd);
+		ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+		ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+		ASSERT_EQ(0, ioctl(d.fd, VHOST_BLK_SET_BACKEND, &b));
+		ASSERT_EQ(0, set_wce(&d, c->wce));
+		for (k = 0; k < 2; k++) {
+			r = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, k * 64, 4096);
+			ASSERT_EQ(VIRTIO_BLK_S_OK,
+				  vdrv_do(&d, &d.q[0], &r, 1, false, NULL));
+		}
+		ASSERT_EQ(0, set_wce(&d, c->wce_after));
+		for (k = 0; k < c->flushes; k++) {
+			r = vdrv_req_alloc(&d, VIRTIO_BLK_T_FLUSH, 0, 0);
+			ASSERT_EQ(VIRTIO_BLK_S_OK,
+				  vdrv_do(&d, &d.q[0], &r, 0, false, NULL));
+		}
+		id = find_dev(&nl, getpid(), name);
+		ASSERT_LE(0, id);
+		ASSERT_EQ(0, stats_get(&nl, id, &s));
+		qs = &s.q[0];
+		TH_LOG("%s on %s: flushes %llu sent %llu, fua %llu emulated %llu",
+		       c->name, name,
+		       (unsigned long long)qs->v[VHOST_BLK_A_QUEUE_STATS_FLUSHES],
+		       (unsigned long long)qs->v[VHOST_BLK_A_QUEUE_STATS_FLUSHES_SENT],
+		       (unsigned long long)qs->v[VHOST_BLK_A_QUEUE_STATS_FUA_WRITES],
+		       (unsigned long long)qs->v[VHOST_BLK_A_QUEUE_STATS_FUA_EMULATED]);
+		EXPECT_EQ(c->flushes, qs->v[VHOST_BLK_A_QUEUE_STATS_FLUSHES]);
+		EXPECT_EQ(c->sent, qs->v[VHOST_BLK_A_QUEUE_STATS_FLUSHES_SENT]);
+		EXPECT_EQ(c->fua, qs->v[VHOST_BLK_A_QUEUE_STATS_FUA_WRITES]);
+		EXPECT_EQ(cache_emulated(c, dev),
+			  qs->v[VHOST_BLK_A_QUEUE_STATS_FUA_EMULATED]);
+		vdrv_close(&d);
+		close(b.fd);
+	}
+	close(nl.fd);
+}
+
+/* A volatile cache with FUA: only the cached modes' O_DSYNC is emulated. */
+TEST_F_TIMEOUT(nl, cache_counters_fua, 120)
+{
+	char path[64];
+	int ret;
+
+	ret = vblk_null_blk("vblknlc", 16, 512, true, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no null_blk with a cache: %s", strerror(-ret));
+	cache_counters(_metadata, path, DEV_CACHE_FUA);
+	vblk_null_blk_remove("vblknlc");
+}
+
+/* No volatile cache (brd): FUA writes are counted, none emulated. */
+TEST_F_TIMEOUT(nl, cache_counters_no_cache, 120)
+{
+	cache_counters(_metadata, "/dev/ram1", DEV_NO_CACHE);
+}
+
+/*
+ * A volatile cache without FUA: null_blk's fua=0 (6.12; 6.1's null_blk
+ * always has FUA with a cache, and refuses "write back" on a device
+ * without one).
+ */
+TEST_F_TIMEOUT(nl, cache_counters_emulated, 120)
+{
+	static const char *const attrs[][2] = {
+		{ "size", "16" }, { "blocksize", "512" },
+		{ "memory_backed", "1" }, { "cache_size", "16" },
+		{ "fua", "0" }, { "power", "1" },
+	};
+	const char *dir = "/sys/kernel/config/nullb/vblknle";
+	unsigned int i;
+
+	if (vblk_sh("modprobe null_blk nr_devices=0 2>/dev/null"))
+		SKIP(return, "no null_blk module");
+	vblk_sh("mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config");
+	if (vblk_sh("grep -qw fua /sys/kernel/config/nullb/features"))
+		SKIP(return, "null_blk has no fua attribute on this kernel");
+	ASSERT_EQ(0, mkdir(dir, 0755));
+	for (i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)
+		ASSERT_EQ(0, vblk_write_attr(dir, attrs[i][0], attrs[i][1]));
+	for (i = 0; i < 100 && access("/dev/vblknle", F_OK); i++)
+		usleep(10000);
+	cache_counters(_metadata, "/dev/vblknle", DEV_CACHE_NO_FUA);
+	vblk_null_blk_remove("vblknle");
+}
+
 /* Requests submitted together: in flight until completed, then 0. */
 TEST_F(nl, stats_in_flight)
 {
@@ -831,6 +1002,8 @@ TEST_F_TIMEOUT(nl, vhostblkctl_json, 180)
 	EXPECT_NE(NULL, strstr(out, "\"req_in\":1,\"req_out\":5,"));
 	EXPECT_NE(NULL, strstr(out, "\"bytes_read\":512,\"bytes_written\":20480,\"in_flight\":0,"));
 	EXPECT_NE(NULL, strstr(out, "\"status_ok\":6,\"status_ioerr\":0,"));
+	EXPECT_NE(NULL, strstr(out, "\"flushes\":0,\"flushes_sent\":0,"
+			       "\"fua_writes\":0,\"fua_emulated\":0,"));
 
 	snprintf(cmd, sizeof(cmd), "%s -j dev show %u 2>&1", ctl, self->id);
 	ASSERT_EQ(0, run(cmd, out, 1 << 16));
@@ -853,6 +1026,7 @@ TEST_F_TIMEOUT(nl, vhostblkctl_json, 180)
 	TH_LOG("%s", out);
 	snprintf(want, sizeof(want), "dev %u: state attached owner %d", self->id, getpid());
 	EXPECT_NE(NULL, strstr(out, want));
+	EXPECT_NE(NULL, strstr(out, "    cache: flushes_sent 0 fua_writes 0 fua_emulated 0\n"));
 	EXPECT_NE(NULL, strstr(out, "    requests: in 1 out 5 flush 0"));
 	EXPECT_NE(NULL, strstr(out, "  backing ram0 (1:0) capacity 32768 sectors\n"));
 

@@ -37,6 +37,9 @@ static const struct {
 	{ VHOST_BLK_A_QUEUE_STATS_STATUS_IOERR, "status_ioerr" },
 	{ VHOST_BLK_A_QUEUE_STATS_STATUS_UNSUPP, "status_unsupp" },
 	{ VHOST_BLK_A_QUEUE_STATS_FLUSHES, "flushes" },
+	{ VHOST_BLK_A_QUEUE_STATS_FLUSHES_SENT, "flushes_sent" },
+	{ VHOST_BLK_A_QUEUE_STATS_FUA_WRITES, "fua_writes" },
+	{ VHOST_BLK_A_QUEUE_STATS_FUA_EMULATED, "fua_emulated" },
 	{ VHOST_BLK_A_QUEUE_STATS_KICKS, "kicks" },
 	{ VHOST_BLK_A_QUEUE_STATS_SIGNALS, "signals" },
 	{ VHOST_BLK_A_QUEUE_STATS_SIGNALLED, "signalled" },
@@ -85,6 +88,8 @@ static void vbc_stats_queue_plain(struct nlattr **q)
 	       Q(BYTES_WRITTEN));
 	printf("    status: ok %llu ioerr %llu unsupp %llu  flushes %llu\n",
 	       Q(STATUS_OK), Q(STATUS_IOERR), Q(STATUS_UNSUPP), Q(FLUSHES));
+	printf("    cache: flushes_sent %llu fua_writes %llu fua_emulated %llu\n",
+	       Q(FLUSHES_SENT), Q(FUA_WRITES), Q(FUA_EMULATED));
 }
 
 #undef Q
