@@ -200,6 +200,85 @@ static int serve_parse(struct serve_opts *o, int argc, char **argv)
 	return -1;
 }
 
+/*
+ * QEMU's image locking (block/file-posix.c, locking=auto, the default on
+ * Linux): on the open file of an image or a block device node, a shared
+ * OFD lock on byte 100 + i for each permission i it holds, and on byte
+ * 200 + i for each one it does not share; it refuses a file where another
+ * open file holds 200 + i for a permission it wants, or 100 + i for one it
+ * does not share. Permissions: 0 consistent read, 1 write, 2 write
+ * unchanged, 3 resize. We take what a QEMU virtio-blk disk takes: read,
+ * write unless read-only, and write not shared. So QEMU and we refuse each
+ * other's images, and readers of a read-only attach (qemu-img info,
+ * qemu-io -r, another read-only disk) still can open it. The locks belong
+ * to the open file, which the module keeps while attached, so they last
+ * as long as the daemon or the device.
+ */
+#define SERVE_LOCK_PERM		100
+#define SERVE_LOCK_SHARED	200
+#define SERVE_PERM_READ		0
+#define SERVE_PERM_WRITE	1
+
+static int serve_lock_byte(int fd, int cmd, short type, int off)
+{
+	struct flock fl = {
+		.l_type = type, .l_whence = SEEK_SET, .l_start = off, .l_len = 1,
+	};
+
+	if (fcntl(fd, cmd, &fl))
+		return -errno;
+	return cmd == F_OFD_GETLK && fl.l_type != F_UNLCK ? -EAGAIN : 0;
+}
+
+static int serve_lock_image(int fd, bool read_only, const char *path)
+{
+	static const char *const what[] = { "reads", "writes" };
+	struct {
+		int off;
+		int perm;
+		bool held;		/* else not shared */
+	} need[] = {
+		{ SERVE_LOCK_PERM + SERVE_PERM_READ, SERVE_PERM_READ, true },
+		{ SERVE_LOCK_PERM + SERVE_PERM_WRITE, SERVE_PERM_WRITE, true },
+		{ SERVE_LOCK_SHARED + SERVE_PERM_WRITE, SERVE_PERM_WRITE, false },
+	};
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (read_only && need[i].held && need[i].perm == SERVE_PERM_WRITE)
+			continue;
+		ret = serve_lock_byte(fd, F_OFD_SETLK, F_RDLCK, need[i].off);
+		if (ret) {
+			serve_err("%s: cannot lock byte %d (%s): another process holds it as QEMU would: stop it, or let only one use the disk",
+				  path, need[i].off, strerror(-ret));
+			return -1;
+		}
+	}
+	/* Conflicts: a lock others hold that a write lock would not get. */
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		int perm = need[i].perm;
+		int off = need[i].held ? SERVE_LOCK_SHARED + perm :
+			  SERVE_LOCK_PERM + perm;
+
+		if (read_only && need[i].held && perm == SERVE_PERM_WRITE)
+			continue;
+		ret = serve_lock_byte(fd, F_OFD_GETLK, F_WRLCK, off);
+		if (ret == -EAGAIN && need[i].held)
+			serve_err("%s is in use: another process (QEMU, qemu-img, a daemon) has it open and lets no one else do %s (byte %d is locked): stop it first",
+				  path, what[perm], off);
+		else if (ret == -EAGAIN)
+			serve_err("%s is in use: another process (QEMU, qemu-img, a daemon) has it open for writing (byte %d is locked): stop it first, or share it only between readers (--read-only here, read-only there)",
+				  path, off);
+		else if (ret)
+			serve_err("%s: cannot test byte %d for locks: %s", path,
+				  off, strerror(-ret));
+		if (ret)
+			return -1;
+	}
+	return 0;
+}
+
 /* Open the disk, saying what is wrong and how to fix it. */
 static int serve_open_disk(struct serve_cfg *cfg)
 {
@@ -228,7 +307,11 @@ static int serve_open_disk(struct serve_cfg *cfg)
 		close(fd);
 		return -1;
 	}
-	/* An image is not claimed; QEMU's OFD locks are not taken yet. */
+	if (serve_lock_image(fd, cfg->read_only, cfg->disk_path)) {
+		close(fd);
+		return -1;
+	}
+	/* An image cannot be claimed: the locks are all there is. */
 	if (S_ISREG(st.st_mode)) {
 		cfg->disk_fd = fd;
 		return 0;
