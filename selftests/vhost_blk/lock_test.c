@@ -114,6 +114,7 @@ static int sh3(const char *cmd, const char *path, const char *tail)
 	while (fgets(line, sizeof(line), p))
 		printf("#   %s", line);
 	st = pclose(p);
+	fflush(stdout);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -194,11 +195,11 @@ static void start_serve(struct __test_metadata *_metadata,
 
 	self->serve = spawn(argv);
 	ASSERT_LT(0, self->serve);
-	ASSERT_TRUE(wait_for(SOCK, self->serve, 30000));
+	ASSERT_TRUE(wait_for(SOCK, self->serve, 120000));
 }
 
 /* Serving read-write: QEMU's tools refuse it; after, they open it. */
-TEST_F_TIMEOUT(lock, writer_excludes_qemu, 120)
+TEST_F_TIMEOUT(lock, writer_excludes_qemu, 300)
 {
 	if (self->skip)
 		SKIP(return, "see setup");
@@ -221,7 +222,7 @@ TEST_F_TIMEOUT(lock, writer_excludes_qemu, 120)
 }
 
 /* Serving read-only: readers go on, writers are refused. */
-TEST_F_TIMEOUT(lock, reader_shares_with_readers, 120)
+TEST_F_TIMEOUT(lock, reader_shares_with_readers, 300)
 {
 	if (self->skip)
 		SKIP(return, "see setup");
@@ -236,7 +237,7 @@ TEST_F_TIMEOUT(lock, reader_shares_with_readers, 120)
 }
 
 /* QEMU has it open for writing: serve refuses, read-write and read-only. */
-TEST_F_TIMEOUT(lock, refuses_qemu_writer, 120)
+TEST_F_TIMEOUT(lock, refuses_qemu_writer, 300)
 {
 	const char *argv[] = {
 		"/usr/bin/qemu-io", "-f", "raw", "-c", "sleep 60000",
@@ -249,7 +250,7 @@ TEST_F_TIMEOUT(lock, refuses_qemu_writer, 120)
 		SKIP(return, "see setup");
 	self->holder = spawn(argv);
 	ASSERT_LT(0, self->holder);
-	for (i = 0; i < 600 && byte_locked(self->disk, 101) != 1; i++)
+	for (i = 0; i < 2400 && byte_locked(self->disk, 101) != 1; i++)
 		usleep(50000);
 	ASSERT_EQ(1, byte_locked(self->disk, 101));
 	snprintf(cmd, sizeof(cmd), "%s serve --socket-path %s --disk", self->ctl,
