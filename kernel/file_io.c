@@ -222,6 +222,16 @@ static void vhost_blk_file_work(struct work_struct *work)
 	vhost_blk_file_end(cmd, ret);
 }
 
+/*
+ * Once, where the request table is allocated: initialising a work item
+ * that may still be running (its request ended from inside it) would break
+ * the workqueue's guarantee that an item never runs twice at once.
+ */
+void vhost_blk_file_req_init(struct vhost_blk_req *req)
+{
+	INIT_WORK(&req->fcmd.work, vhost_blk_file_work);
+}
+
 static u8 vhost_blk_file_queue(struct vhost_blk_req *req,
 			       struct vhost_blk_disk *disk, u8 op, u64 sector,
 			       u64 len, unsigned int flags)
@@ -233,7 +243,6 @@ static u8 vhost_blk_file_queue(struct vhost_blk_req *req,
 	cmd->pos = sector << SECTOR_SHIFT;
 	cmd->len = len;
 	cmd->flags = flags;
-	INIT_WORK(&cmd->work, vhost_blk_file_work);
 	atomic_inc(&req->pending);
 	queue_work(vhost_blk_file_wq, &cmd->work);
 	return VIRTIO_BLK_S_OK;

@@ -342,5 +342,6 @@ void vhost_blk_nl_ioctl_done(struct vhost_blk *blk, unsigned int ioctl,
 int vhost_blk_file_init(void);
 void vhost_blk_file_exit(void);
 void vhost_blk_file_probe(struct vhost_blk_disk *disk);
+void vhost_blk_file_req_init(struct vhost_blk_req *req);
 
 #endif /* VHOST_BLK_PRIV_H */
