@@ -69,6 +69,16 @@ static void vhost_blk_file_end(struct vhost_blk_file_cmd *cmd, long ret)
 }
 
 /*
+ * A write to an image holds its filesystem's freeze protection, as aio and
+ * io_uring take it: only for regular files. A block device's inode is on
+ * the bdev pseudo filesystem, which is never frozen.
+ */
+static bool vhost_blk_file_freeze_protected(struct vhost_blk_file_cmd *cmd)
+{
+	return (cmd->flags & VHOST_BLK_IO_WRITE) && !cmd->disk->bdev;
+}
+
+/*
  * Two references, as loop's lo_rw_aio: the submitter's and the completion's.
  * The kiocb is done with only when both the call has returned and the I/O
  * has completed, in whichever order that happens.
@@ -81,7 +91,7 @@ static void vhost_blk_file_rw_put(struct vhost_blk_file_cmd *cmd)
 	if (!atomic_dec_and_test(&cmd->ref))
 		return;
 	ret = cmd->ret;
-	if (cmd->flags & VHOST_BLK_IO_WRITE)
+	if (vhost_blk_file_freeze_protected(cmd))
 		kiocb_end_write(&cmd->iocb);
 	/* A short transfer (the image shrank under us) is an error. */
 	if (ret >= 0)
@@ -125,7 +135,8 @@ static void vhost_blk_file_do_rw(struct vhost_blk_file_cmd *cmd)
 		iocb->ki_flags |= IOCB_WRITE;
 		if (cmd->flags & VHOST_BLK_IO_STABLE)
 			iocb->ki_flags |= IOCB_DSYNC;
-		kiocb_start_write(iocb);
+		if (vhost_blk_file_freeze_protected(cmd))
+			kiocb_start_write(iocb);
 		ret = file->f_op->write_iter(iocb, &iter);
 	} else {
 		ret = file->f_op->read_iter(iocb, &iter);
