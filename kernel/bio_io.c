@@ -483,13 +483,6 @@ bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req)
 	return true;
 }
 
-static u8 vhost_blk_bio_status_of(int ret)
-{
-	if (!ret)
-		return VIRTIO_BLK_S_OK;
-	return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
-}
-
 /* Discard: the block layer's helper splits and chains the bios. */
 static u8 vhost_blk_bio_discard(struct vhost_blk_req *req,
 				struct vhost_blk_disk *disk, u64 sector, u32 nr)
@@ -501,7 +494,7 @@ static u8 vhost_blk_bio_discard(struct vhost_blk_req *req,
 	/* The helpers chain their bios; the last one ends the chain. */
 	if (bio)
 		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-	return vhost_blk_bio_status_of(ret);
+	return vhost_blk_errno_status(ret);
 }
 
 /*
@@ -525,7 +518,7 @@ static u8 vhost_blk_bio_write_zeroes(struct vhost_blk_req *req,
 				     unmap ? 0 : BLKDEV_ZERO_NOUNMAP);
 	if (bio)
 		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-	return vhost_blk_bio_status_of(ret);
+	return vhost_blk_errno_status(ret);
 }
 
 const struct vhost_blk_backend_ops vhost_blk_bio_ops = {

@@ -50,18 +50,13 @@ static struct vhost_blk_req *vhost_blk_file_req(struct vhost_blk_file_cmd *cmd)
 	return container_of(cmd, struct vhost_blk_req, fcmd);
 }
 
-static u8 vhost_blk_file_status(long ret)
-{
-	return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
-}
-
 /* The request's file I/O is over; end the request if nothing else holds it. */
 static void vhost_blk_file_end(struct vhost_blk_file_cmd *cmd, long ret)
 {
 	struct vhost_blk_req *req = vhost_blk_file_req(cmd);
 
 	if (ret < 0)
-		vhost_blk_req_error(req, vhost_blk_file_status(ret));
+		vhost_blk_req_error(req, vhost_blk_errno_status(ret));
 	kfree(cmd->iov);
 	cmd->iov = NULL;
 	if (atomic_dec_and_test(&req->pending))
@@ -268,26 +263,10 @@ static struct iovec *vhost_blk_file_iov_dup(const struct iovec *iov,
 					    size_t len, unsigned int *nr_out)
 {
 	struct iovec *copy;
-	unsigned int n = 0;
 
 	copy = kmalloc_array(nr, sizeof(*copy), GFP_KERNEL_ACCOUNT);
-	if (!copy)
-		return NULL;
-	for (; nr && len; iov++, nr--) {
-		size_t seg = iov->iov_len;
-
-		if (skip >= seg) {
-			skip -= seg;
-			continue;
-		}
-		seg = min(seg - skip, len);
-		copy[n].iov_base = iov->iov_base + skip;
-		copy[n].iov_len = seg;
-		skip = 0;
-		len -= seg;
-		n++;
-	}
-	*nr_out = n;
+	if (copy)
+		*nr_out = vhost_blk_iov_window(iov, nr, skip, len, copy, NULL);
 	return copy;
 }
 

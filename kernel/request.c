@@ -32,6 +32,14 @@ void vhost_blk_request_exit(void)
 	vhost_blk_bio_exit();
 }
 
+/* The status for a backend's @err: UNSUPP for EOPNOTSUPP, else IOERR. */
+u8 vhost_blk_errno_status(int err)
+{
+	if (!err)
+		return VIRTIO_BLK_S_OK;
+	return err == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+}
+
 /* Record an error from any context: as with bios, any error wins. */
 void vhost_blk_req_error(struct vhost_blk_req *req, u8 status)
 {
@@ -57,11 +65,23 @@ void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm)
 	vhost_blk_bounce_release(req, guest_mm);
 }
 
-/* Count the iovecs @len bytes at @skip span; reject an over-long one. */
-static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
-				  size_t skip, size_t len)
+/**
+ * vhost_blk_iov_window - the pieces of a chain a data buffer covers
+ * @iov: the chain's iovecs
+ * @nr: how many
+ * @skip: bytes of @iov before the buffer
+ * @len: the buffer's bytes
+ * @window: where to copy the pieces (room for @nr), or NULL
+ * @longest: set to the longest piece's length, if not NULL
+ *
+ * Return: the number of pieces.
+ */
+unsigned int vhost_blk_iov_window(const struct iovec *iov, unsigned int nr,
+				  size_t skip, size_t len, struct iovec *window,
+				  size_t *longest)
 {
-	unsigned int segs = 0;
+	unsigned int n = 0;
+	size_t top = 0;
 
 	for (; nr && len; iov++, nr--) {
 		size_t seg = iov->iov_len;
@@ -71,12 +91,28 @@ static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
 			continue;
 		}
 		seg = min(seg - skip, len);
+		if (window) {
+			window[n].iov_base = iov->iov_base + skip;
+			window[n].iov_len = seg;
+		}
+		top = max(top, seg);
 		skip = 0;
-		if (seg > VHOST_BLK_SIZE_MAX || ++segs > VHOST_BLK_SEG_MAX)
-			return false;
 		len -= seg;
+		n++;
 	}
-	return true;
+	if (longest)
+		*longest = top;
+	return n;
+}
+
+/* Reject a buffer in too many pieces, or with an over-long one. */
+static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
+				  size_t skip, size_t len)
+{
+	size_t longest;
+
+	return vhost_blk_iov_window(iov, nr, skip, len, NULL, &longest) <=
+	       VHOST_BLK_SEG_MAX && longest <= VHOST_BLK_SIZE_MAX;
 }
 
 /*

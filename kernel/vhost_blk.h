@@ -318,6 +318,10 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 void vhost_blk_req_ended(struct vhost_blk_req *req);
 void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm);
 void vhost_blk_req_error(struct vhost_blk_req *req, u8 status);
+u8 vhost_blk_errno_status(int err);
+unsigned int vhost_blk_iov_window(const struct iovec *iov, unsigned int nr,
+				  size_t skip, size_t len, struct iovec *window,
+				  size_t *longest);
 bool vhost_blk_charge(struct vhost_blk_req *req, size_t len);
 
 /* bio_io.c */
