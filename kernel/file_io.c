@@ -16,6 +16,7 @@
  */
 #include "vhost_blk.h"
 
+#include <linux/cred.h>
 #include <linux/falloc.h>
 #include <linux/kthread.h>
 #include <linux/pagemap.h>
@@ -119,8 +120,8 @@ static void vhost_blk_file_do_rw(struct vhost_blk_file_cmd *cmd)
 	iov_iter_init(&iter, write ? ITER_SOURCE : ITER_DEST, cmd->iov,
 		      cmd->nr_iov, cmd->len);
 	atomic_set(&cmd->ref, 2);
-	memset(iocb, 0, sizeof(*iocb));
-	iocb->ki_filp = file;
+	/* The file's own flags (O_DSYNC, O_DIRECT), as a write(2) has. */
+	init_sync_kiocb(iocb, file);
 	iocb->ki_pos = cmd->pos;
 	iocb->ki_ioprio = req->ioprio;
 	iocb->ki_complete = vhost_blk_file_rw_complete;
@@ -209,14 +210,21 @@ static void vhost_blk_file_work(struct work_struct *work)
 						      struct vhost_blk_file_cmd,
 						      work);
 	struct mm_struct *mm = vhost_blk_file_req(cmd)->bvq->vq.dev->mm;
+	const struct cred *old_cred;
 	int ret;
 
+	/*
+	 * As the attacher: its quota and reserved-blocks limits, setuid
+	 * stripped on write unless it may keep it, its LSM context.
+	 */
+	old_cred = override_creds(cmd->disk->cred);
 	switch (cmd->op) {
 	case VHOST_BLK_FILE_RW:
 		/* The device holds the mm until every request completed. */
 		kthread_use_mm(mm);
 		vhost_blk_file_do_rw(cmd);
 		kthread_unuse_mm(mm);
+		revert_creds(old_cred);
 		return;
 	case VHOST_BLK_FILE_FLUSH:
 		ret = vfs_fsync(cmd->disk->file, 0);
@@ -225,6 +233,7 @@ static void vhost_blk_file_work(struct work_struct *work)
 		ret = vhost_blk_file_zero_range(cmd);
 		break;
 	}
+	revert_creds(old_cred);
 	vhost_blk_file_end(cmd, ret);
 }
 
@@ -328,6 +337,33 @@ const struct vhost_blk_backend_ops vhost_blk_file_ops = {
 	.discard	= vhost_blk_file_discard,
 	.write_zeroes	= vhost_blk_file_write_zeroes,
 };
+
+/**
+ * vhost_blk_file_attach - what a file backend's work items need
+ * @disk: a disk whose ops are vhost_blk_file_ops
+ *
+ * The work items act for the process attaching the backend, as its own
+ * write(2) would: they run with its credentials. Not checked per request,
+ * as loop does not either: rw_verify_area() (the range is checked against
+ * the size at attach, LSM and fanotify permission events were answered
+ * when the file was opened; a permission event per guest request would
+ * put a listener's latency on every I/O).
+ *
+ * Context: process context, the attacher.
+ * Return: 0.
+ */
+int vhost_blk_file_attach(struct vhost_blk_disk *disk)
+{
+	disk->cred = get_current_cred();
+	return 0;
+}
+
+/* Undo vhost_blk_file_attach(); every request has completed. */
+void vhost_blk_file_detach(struct vhost_blk_disk *disk)
+{
+	put_cred(disk->cred);
+	disk->cred = NULL;
+}
 
 /*
  * Can the image's filesystem punch holes? Try it past the end of the file,

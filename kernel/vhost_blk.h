@@ -128,6 +128,8 @@ struct vhost_blk_disk {
 	u32 cache_mode;			/* VHOST_BLK_CACHE_* */
 	bool direct;			/* host page cache bypassed */
 	bool read_only;
+	/* Of the attacher; a file's work items act with them (file_io.c). */
+	const struct cred *cred;
 };
 
 /*
@@ -346,6 +348,8 @@ void vhost_blk_nl_ioctl_done(struct vhost_blk *blk, unsigned int ioctl,
 int vhost_blk_file_init(void);
 void vhost_blk_file_exit(void);
 void vhost_blk_file_probe(struct vhost_blk_disk *disk);
+int vhost_blk_file_attach(struct vhost_blk_disk *disk);
+void vhost_blk_file_detach(struct vhost_blk_disk *disk);
 void vhost_blk_file_req_init(struct vhost_blk_req *req);
 
 #endif /* VHOST_BLK_PRIV_H */

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Image files as backends: the work items that do a file's I/O act for the
+ * process that attached it (credentials, cgroups), attaching does not touch
+ * the image, one device cannot hold another's I/O up, and what the cache
+ * mode promises holds for write zeroes too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#include "kselftest_harness.h"
+#include "vblk_driver.h"
+
+#define MEM_SIZE	(8 << 20)
+#define IMG_SIZE	(8 << 20)
+#define TMPFS_DIR	"/tmp/file-tmpfs"
+#define EXT4_DIR	"/tmp/file-ext4"
+#define EXT4_NAME	"fileext4"
+#define XFS_DIR		"/tmp/file-xfs"
+#define XFS_NAME	"filexfs"
+#define NOBODY		65534
+
+static int attach_mode(struct vdrv *d, int fd, unsigned int mode)
+{
+	struct vhost_blk_backend b = {
+		.size = sizeof(b), .fd = fd, .cache_mode = mode,
+	};
+
+	return ioctl(d->fd, VHOST_BLK_SET_BACKEND, &b) ? -errno : 0;
+}
+
+static int get_features(struct vdrv *d, uint64_t *features)
+{
+	struct vhost_blk_config c = { .size = sizeof(c) };
+
+	if (ioctl(d->fd, VHOST_BLK_GET_CONFIG, &c))
+		return -errno;
+	*features = c.features;
+	return 0;
+}
+
+/* One request on queue 0 with @len bytes of @buf; returns the status. */
+static int io(struct vdrv *d, uint32_t type, uint64_t sector, void *buf,
+	      uint32_t len)
+{
+	size_t mark = d->mem_used;
+	struct vreq r = vdrv_req_alloc(d, type, sector, len);
+	int st;
+
+	if (type != VIRTIO_BLK_T_IN && len)
+		memcpy(r.data, buf, len);
+	st = vdrv_do(d, &d->q[0], &r, 1, false, NULL);
+	if (st == VIRTIO_BLK_S_OK && type == VIRTIO_BLK_T_IN)
+		memcpy(buf, r.data, len);
+	d->mem_used = mark;
+	return st;
+}
+
+static int write_zeroes(struct vdrv *d, uint64_t sector, uint32_t nr)
+{
+	struct virtio_blk_discard_write_zeroes seg = {
+		.sector = sector, .num_sectors = nr,
+	};
+
+	return io(d, VIRTIO_BLK_T_WRITE_ZEROES, 0, &seg, sizeof(seg));
+}
+
+static bool mounted(const char *dir)
+{
+	char line[512], path[256];
+	bool found = false;
+	FILE *f;
+
+	f = fopen("/proc/mounts", "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %255s", path) == 1 &&
+			!strcmp(path, dir);
+	fclose(f);
+	return found;
+}
+
+/* A tmpfs of our own: the runner's /tmp may be an overlay. */
+static int make_tmpfs(void)
+{
+	mkdir(TMPFS_DIR, 0755);
+	if (mounted(TMPFS_DIR))
+		return 0;
+	return mount("tmpfs", TMPFS_DIR, "tmpfs", 0, "size=64m") ? -errno : 0;
+}
+
+static void remove_fs(const char *name, const char *dir)
+{
+	umount(dir);
+	rmdir(dir);
+	vblk_null_blk_remove(name);
+}
+
+/*
+ * @fstype on a null_blk device @name mounted at @dir, or the one an earlier
+ * test left there (mkfs is slow under TCG; the last test removes them).
+ * ext4 commits its journal every 60 s, not 5: a commit is then ours.
+ */
+static int make_fs(const char *name, const char *fstype, const char *dir)
+{
+	bool xfs = !strcmp(fstype, "xfs");
+	char dev[64], cmd[256];
+	int ret;
+
+	if (mounted(dir))
+		return 0;
+	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", fstype);
+	(void)!system(cmd);
+	/* mkfs.xfs wants 300 MiB at least; null_blk allocates on write. */
+	ret = vblk_null_blk(name, xfs ? 320 : 64, 512, false, dev, sizeof(dev));
+	if (ret)
+		return ret;
+	snprintf(cmd, sizeof(cmd), "mkfs.%s -q %s %s >/dev/null 2>&1",
+		 fstype, xfs ? "-f" : "-F", dev);
+	ret = -ENOEXEC;
+	if (!system(cmd)) {
+		mkdir(dir, 0755);
+		ret = mount(dev, dir, fstype, 0, xfs ? NULL : "commit=60") ?
+		      -errno : 0;
+	}
+	if (ret)
+		remove_fs(name, dir);
+	return ret;
+}
+
+/* A written (not sparse) image of IMG_SIZE bytes of @byte, synced. */
+static int make_image(const char *path, int byte, mode_t mode)
+{
+	static char buf[1 << 16];
+	size_t done;
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	memset(buf, byte, sizeof(buf));
+	for (done = 0; done < IMG_SIZE; done += sizeof(buf)) {
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+			close(fd);
+			return -EIO;
+		}
+	}
+	fsync(fd);
+	return fd;
+}
+
+/* No state: the fixture is there for TEST_F_TIMEOUT (mkfs under TCG). */
+FIXTURE(file) {
+	int unused;
+};
+
+FIXTURE_SETUP(file)
+{
+	self->unused = 0;
+}
+
+FIXTURE_TEARDOWN(file)
+{
+}
+
+/*
+ * An append-only image cannot be written at offsets: attaching it for
+ * writing fails with EPERM, as open(2) without O_APPEND would; read-only
+ * it is fine. An O_APPEND file of any other kind is EINVAL.
+ */
+TEST_F_TIMEOUT(file, append_only_refused, 100)
+{
+	const char *img = TMPFS_DIR "/append";
+	struct vdrv d;
+	int fd, flags;
+
+	ASSERT_EQ(0, make_tmpfs());
+	fd = make_image(img, 0, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+
+	/* O_APPEND on an ordinary file: guest writes would all land at EOF. */
+	close(fd);
+	fd = open(img, O_RDWR | O_APPEND | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EINVAL, attach_mode(&d, fd, VHOST_BLK_CACHE_WRITEBACK));
+
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags)) {
+		close(fd);
+		vdrv_close(&d);
+		SKIP(return, "tmpfs has no FS_IOC_GETFLAGS here: %s",
+		     strerror(errno));
+	}
+	flags |= FS_APPEND_FL;
+	ASSERT_EQ(0, ioctl(fd, FS_IOC_SETFLAGS, &flags));
+	EXPECT_EQ(-EPERM, attach_mode(&d, fd, VHOST_BLK_CACHE_WRITEBACK));
+	EXPECT_EQ(-EPERM, attach_mode(&d, fd, VHOST_BLK_CACHE_NONE));
+	close(fd);
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_WRITEBACK));
+
+	vdrv_close(&d);
+	close(fd);
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	flags &= ~FS_APPEND_FL;
+	ioctl(fd, FS_IOC_SETFLAGS, &flags);
+	close(fd);
+	unlink(img);
+}
+
+/*
+ * A setuid image owned by an unprivileged user who attaches it: a guest
+ * write clears the setuid bit, as a write(2) by that user does (it has no
+ * CAP_FSETID). The work item must not write with the kworker's (root's)
+ * credentials.
+ */
+TEST_F_TIMEOUT(file, suid_stripped_for_owner, 100)
+{
+	const char *img = TMPFS_DIR "/suid";
+	uint8_t buf[4096];
+	struct stat st;
+	struct vdrv d;
+	int fd;
+
+	ASSERT_EQ(0, make_tmpfs());
+	fd = make_image(img, 0, 0600);
+	ASSERT_LE(0, fd);
+	close(fd);
+	ASSERT_EQ(0, chown(img, NOBODY, NOBODY));
+	ASSERT_EQ(0, chmod(img, 04755));
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+
+	/* From here on the owner, without capabilities. */
+	ASSERT_EQ(0, setresgid(NOBODY, NOBODY, NOBODY));
+	ASSERT_EQ(0, setresuid(NOBODY, NOBODY, NOBODY));
+	fd = open(img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_WRITEBACK));
+	ASSERT_EQ(0, stat(img, &st));
+	ASSERT_TRUE(st.st_mode & S_ISUID);
+
+	vblk_fill(buf, sizeof(buf), 7);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, io(&d, VIRTIO_BLK_T_OUT, 8, buf,
+				      sizeof(buf)));
+	ASSERT_EQ(0, stat(img, &st));
+	EXPECT_FALSE(st.st_mode & S_ISUID);
+	EXPECT_EQ(0755, st.st_mode & 07777);
+
+	vdrv_close(&d);
+	close(fd);
+	unlink(img);
+}
+
+TEST_HARNESS_MAIN
