@@ -366,18 +366,18 @@ void vhost_blk_file_detach(struct vhost_blk_disk *disk)
 }
 
 /*
- * Can the image's filesystem punch holes? Try it past the end of the file,
- * where nothing is stored; discard and write zeroes are offered only then.
+ * Discard and write zeroes are offered when the image's filesystem has
+ * fallocate, as loop decides; one that then refuses a mode answers
+ * EOPNOTSUPP, and the guest UNSUPP. Nothing is tried here: fallocate may
+ * change the image even where nothing is stored (xfs updates mtime and
+ * strips setuid past the end of the file), and attaching must not.
  */
 void vhost_blk_file_probe(struct vhost_blk_disk *disk)
 {
 	struct file *file = disk->file;
-	loff_t end = round_up(i_size_read(file_inode(file)), PAGE_SIZE);
 	u32 max = VHOST_BLK_INFLIGHT_BYTES >> SECTOR_SHIFT;
 
-	if (disk->read_only || !file->f_op->fallocate ||
-	    vfs_fallocate(file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  end, PAGE_SIZE))
+	if (disk->read_only || !file->f_op->fallocate)
 		return;
 	disk->discard_max = max;
 	disk->write_zeroes_max = max;

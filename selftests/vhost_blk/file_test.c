@@ -266,4 +266,46 @@ TEST_F_TIMEOUT(file, suid_stripped_for_owner, 100)
 	unlink(img);
 }
 
+/*
+ * Attaching only looks: an image's mtime stays as it was (xfs's fallocate
+ * updates it even past EOF, and would strip setuid), and discard and write
+ * zeroes are still offered where the filesystem has fallocate.
+ */
+TEST_F_TIMEOUT(file, attach_keeps_image_unchanged, 200)
+{
+	const char *img = XFS_DIR "/probe";
+	struct timespec times[2] = {
+		{ .tv_sec = 1000000000 }, { .tv_sec = 1000000000 },
+	};
+	struct stat before, st;
+	uint64_t features;
+	struct vdrv d;
+	int fd, ret;
+
+	ret = make_fs(XFS_NAME, "xfs", XFS_DIR);
+	if (ret == -ENOEXEC || ret == -ENODEV)
+		SKIP(return, "cannot make xfs: mkfs.xfs, null_blk or the xfs module missing (%s)",
+		     strerror(-ret));
+	ASSERT_EQ(0, ret);
+	fd = make_image(img, 0, 0644);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, futimens(fd, times));
+	ASSERT_EQ(0, fstat(fd, &before));
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_WRITEBACK));
+
+	ASSERT_EQ(0, fstat(fd, &st));
+	EXPECT_EQ(1000000000, st.st_mtim.tv_sec);
+	EXPECT_EQ(before.st_ctim.tv_sec, st.st_ctim.tv_sec);
+	EXPECT_EQ(before.st_ctim.tv_nsec, st.st_ctim.tv_nsec);
+	ASSERT_EQ(0, get_features(&d, &features));
+	EXPECT_TRUE(features & (1ULL << VIRTIO_BLK_F_DISCARD));
+	EXPECT_TRUE(features & (1ULL << VIRTIO_BLK_F_WRITE_ZEROES));
+
+	vdrv_close(&d);
+	close(fd);
+	unlink(img);
+}
+
 TEST_HARNESS_MAIN
