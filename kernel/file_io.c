@@ -8,11 +8,12 @@
  *
  * Buffered I/O, fsync and fallocate block, and even direct I/O may (block
  * allocation, i_rwsem), so none of it runs on the vhost worker, which
- * serves every queue of the device: each request is a work item on an
- * unbound workqueue that enters the owner's address space to reach the
- * guest's buffers. The cost is a wakeup and a context switch per request
- * and, for buffered I/O, the copy through the page cache that the mode asks
- * for; direct I/O still completes asynchronously (ki_complete).
+ * serves every queue of the device: each request is a work item on the
+ * device's own unbound workqueue that acts for the attacher and enters the
+ * owner's address space to reach the guest's buffers. The cost is a wakeup
+ * and a context switch per request and, for buffered I/O, the copy through
+ * the page cache that the mode asks for; direct I/O still completes
+ * asynchronously (ki_complete).
  */
 #include "vhost_blk.h"
 
@@ -30,21 +31,14 @@ enum {
 	VHOST_BLK_FILE_WRITE_ZEROES,
 };
 
-/* Unbound: a request blocked in the filesystem holds no other CPU's work. */
-static struct workqueue_struct *vhost_blk_file_wq;
-
-int vhost_blk_file_init(void)
-{
-	vhost_blk_file_wq = alloc_workqueue("vhost_blk_file",
-					    WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
-	return vhost_blk_file_wq ? 0 : -ENOMEM;
-}
-
-void vhost_blk_file_exit(void)
-{
-	/* No device is open: every request has completed. */
-	destroy_workqueue(vhost_blk_file_wq);
-}
+/*
+ * Work items of one device that may run at once. Each blocks a kworker
+ * while the filesystem works (buffered I/O, fsync, fallocate; direct I/O
+ * returns once submitted): enough to keep a fast device busy, and one
+ * guest cannot take more kworkers than this, nor delay another device's
+ * items, which are on that device's own workqueue.
+ */
+#define VHOST_BLK_FILE_MAX_ACTIVE	16
 
 static struct vhost_blk_req *vhost_blk_file_req(struct vhost_blk_file_cmd *cmd)
 {
@@ -204,37 +198,73 @@ static int vhost_blk_file_zero_range(struct vhost_blk_file_cmd *cmd)
 				   cmd->flags);
 }
 
+/* What a work item changed about itself to act for the attacher. */
+struct vhost_blk_file_scope {
+	const struct cred *cred;
+};
+
+/*
+ * Act as the attacher: its quota and reserved-blocks limits, setuid
+ * stripped on write unless it may keep it, its LSM context.
+ */
+static void vhost_blk_file_enter(struct vhost_blk_disk *disk,
+				 struct vhost_blk_file_scope *scope)
+{
+	scope->cred = override_creds(disk->cred);
+}
+
+static void vhost_blk_file_leave(struct vhost_blk_file_scope *scope)
+{
+	revert_creds(scope->cred);
+}
+
 static void vhost_blk_file_work(struct work_struct *work)
 {
 	struct vhost_blk_file_cmd *cmd = container_of(work,
 						      struct vhost_blk_file_cmd,
 						      work);
 	struct mm_struct *mm = vhost_blk_file_req(cmd)->bvq->vq.dev->mm;
-	const struct cred *old_cred;
+	struct vhost_blk_file_scope scope;
 	int ret;
 
-	/*
-	 * As the attacher: its quota and reserved-blocks limits, setuid
-	 * stripped on write unless it may keep it, its LSM context.
-	 */
-	old_cred = override_creds(cmd->disk->cred);
-	switch (cmd->op) {
-	case VHOST_BLK_FILE_RW:
+	vhost_blk_file_enter(cmd->disk, &scope);
+	if (cmd->op == VHOST_BLK_FILE_RW) {
 		/* The device holds the mm until every request completed. */
 		kthread_use_mm(mm);
 		vhost_blk_file_do_rw(cmd);
 		kthread_unuse_mm(mm);
-		revert_creds(old_cred);
+		vhost_blk_file_leave(&scope);
 		return;
-	case VHOST_BLK_FILE_FLUSH:
-		ret = vfs_fsync(cmd->disk->file, 0);
-		break;
-	default:
-		ret = vhost_blk_file_zero_range(cmd);
-		break;
 	}
-	revert_creds(old_cred);
+	ret = vhost_blk_file_zero_range(cmd);
+	vhost_blk_file_leave(&scope);
 	vhost_blk_file_end(cmd, ret);
+}
+
+/*
+ * The device's guest flushes, coalesced: one fsync covers every flush
+ * queued before it started. A flush queued while it runs queued the work
+ * again, and waits for the next fsync: it may cover writes completed after
+ * this one started. So flushes cost one kworker per device whatever the
+ * guest sends, and hold nothing but their request entry.
+ */
+static void vhost_blk_file_flush_work(struct work_struct *work)
+{
+	struct vhost_blk_disk *disk = container_of(work, struct vhost_blk_disk,
+						   flush_work);
+	struct vhost_blk_file_cmd *cmd, *tmp;
+	struct vhost_blk_file_scope scope;
+	struct llist_node *list;
+	int ret;
+
+	list = llist_del_all(&disk->flushes);
+	if (!list)
+		return;
+	vhost_blk_file_enter(disk, &scope);
+	ret = vfs_fsync(disk->file, 0);
+	vhost_blk_file_leave(&scope);
+	llist_for_each_entry_safe(cmd, tmp, list, flush_node)
+		vhost_blk_file_end(cmd, ret);
 }
 
 /*
@@ -259,7 +289,7 @@ static u8 vhost_blk_file_queue(struct vhost_blk_req *req,
 	cmd->len = len;
 	cmd->flags = flags;
 	atomic_inc(&req->pending);
-	queue_work(vhost_blk_file_wq, &cmd->work);
+	queue_work(disk->wq, &cmd->work);
 	return VIRTIO_BLK_S_OK;
 }
 
@@ -309,8 +339,15 @@ static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
 static u8 vhost_blk_file_flush(struct vhost_blk_req *req,
 			       struct vhost_blk_disk *disk)
 {
-	req->fcmd.iov = NULL;
-	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_FLUSH, 0, 0, 0);
+	struct vhost_blk_file_cmd *cmd = &req->fcmd;
+
+	cmd->iov = NULL;
+	cmd->disk = disk;
+	cmd->op = VHOST_BLK_FILE_FLUSH;
+	atomic_inc(&req->pending);
+	llist_add(&cmd->flush_node, &disk->flushes);
+	queue_work(disk->wq, &disk->flush_work);
+	return VIRTIO_BLK_S_OK;
 }
 
 static u8 vhost_blk_file_discard(struct vhost_blk_req *req,
@@ -349,11 +386,21 @@ const struct vhost_blk_backend_ops vhost_blk_file_ops = {
  * when the file was opened; a permission event per guest request would
  * put a listener's latency on every I/O).
  *
+ * Each device has its own workqueue, at most VHOST_BLK_FILE_MAX_ACTIVE
+ * items running: no WQ_MEM_RECLAIM, as loop's, since nothing the host
+ * reclaims waits for a guest's I/O.
+ *
  * Context: process context, the attacher.
- * Return: 0.
+ * Return: 0, or -ENOMEM.
  */
 int vhost_blk_file_attach(struct vhost_blk_disk *disk)
 {
+	disk->wq = alloc_workqueue("vhost-blk-file", WQ_UNBOUND,
+				   VHOST_BLK_FILE_MAX_ACTIVE);
+	if (!disk->wq)
+		return -ENOMEM;
+	init_llist_head(&disk->flushes);
+	INIT_WORK(&disk->flush_work, vhost_blk_file_flush_work);
 	disk->cred = get_current_cred();
 	return 0;
 }
@@ -361,6 +408,9 @@ int vhost_blk_file_attach(struct vhost_blk_disk *disk)
 /* Undo vhost_blk_file_attach(); every request has completed. */
 void vhost_blk_file_detach(struct vhost_blk_disk *disk)
 {
+	if (disk->wq)
+		destroy_workqueue(disk->wq);
+	disk->wq = NULL;
 	put_cred(disk->cred);
 	disk->cred = NULL;
 }

@@ -15,20 +15,11 @@
 
 int vhost_blk_request_init(void)
 {
-	int ret;
-
-	ret = vhost_blk_bio_init();
-	if (ret)
-		return ret;
-	ret = vhost_blk_file_init();
-	if (ret)
-		vhost_blk_bio_exit();
-	return ret;
+	return vhost_blk_bio_init();
 }
 
 void vhost_blk_request_exit(void)
 {
-	vhost_blk_file_exit();
 	vhost_blk_bio_exit();
 }
 

@@ -128,8 +128,11 @@ struct vhost_blk_disk {
 	u32 cache_mode;			/* VHOST_BLK_CACHE_* */
 	bool direct;			/* host page cache bypassed */
 	bool read_only;
-	/* Of the attacher; a file's work items act with them (file_io.c). */
-	const struct cred *cred;
+	/* File backends (file_io.c): the work items, acting for the attacher */
+	struct workqueue_struct *wq;	/* the device's own */
+	const struct cred *cred;	/* the attacher's */
+	struct llist_head flushes;	/* guest flushes waiting for an fsync */
+	struct work_struct flush_work;	/* one fsync for all of them */
 };
 
 /*
@@ -158,6 +161,7 @@ struct vhost_blk_file_cmd {
 	loff_t pos;
 	long ret;				/* of the read or write */
 	atomic_t ref;				/* submission + completion */
+	struct llist_node flush_node;		/* on disk->flushes */
 	u8 op;					/* VHOST_BLK_FILE_* */
 	unsigned int flags;			/* VHOST_BLK_IO_* */
 };
@@ -345,8 +349,6 @@ void vhost_blk_nl_ioctl_done(struct vhost_blk *blk, unsigned int ioctl,
 			     long ret);
 
 /* file_io.c */
-int vhost_blk_file_init(void);
-void vhost_blk_file_exit(void);
 void vhost_blk_file_probe(struct vhost_blk_disk *disk);
 int vhost_blk_file_attach(struct vhost_blk_disk *disk);
 void vhost_blk_file_detach(struct vhost_blk_disk *disk);
