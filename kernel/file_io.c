@@ -17,9 +17,11 @@
  */
 #include "vhost_blk.h"
 
+#include <linux/cgroup.h>
 #include <linux/cred.h>
 #include <linux/falloc.h>
 #include <linux/kthread.h>
+#include <linux/memcontrol.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -201,20 +203,29 @@ static int vhost_blk_file_zero_range(struct vhost_blk_file_cmd *cmd)
 /* What a work item changed about itself to act for the attacher. */
 struct vhost_blk_file_scope {
 	const struct cred *cred;
+	struct mem_cgroup *memcg;
 };
 
 /*
  * Act as the attacher: its quota and reserved-blocks limits, setuid
- * stripped on write unless it may keep it, its LSM context.
+ * stripped on write unless it may keep it, its LSM context; its io
+ * cgroup for the bios the filesystem sends, its memory cgroup for the
+ * page cache and whatever else is allocated, as loop_process_work() does.
  */
 static void vhost_blk_file_enter(struct vhost_blk_disk *disk,
 				 struct vhost_blk_file_scope *scope)
 {
 	scope->cred = override_creds(disk->cred);
+	kthread_associate_blkcg(disk->blkcg_css);
+	scope->memcg = set_active_memcg(disk->memcg_css ?
+					mem_cgroup_from_css(disk->memcg_css) :
+					NULL);
 }
 
 static void vhost_blk_file_leave(struct vhost_blk_file_scope *scope)
 {
+	set_active_memcg(scope->memcg);
+	kthread_associate_blkcg(NULL);
 	revert_creds(scope->cred);
 }
 
@@ -375,12 +386,30 @@ const struct vhost_blk_backend_ops vhost_blk_file_ops = {
 	.write_zeroes	= vhost_blk_file_write_zeroes,
 };
 
+/* The caller's css of cgroup subsystem @id, held; NULL if not built. */
+static struct cgroup_subsys_state *vhost_blk_file_css(int id)
+{
+	return id < 0 ? NULL : task_get_css(current, id);
+}
+
+#ifdef CONFIG_BLK_CGROUP
+#define VHOST_BLK_IO_CGRP	io_cgrp_id
+#else
+#define VHOST_BLK_IO_CGRP	(-1)
+#endif
+#ifdef CONFIG_MEMCG
+#define VHOST_BLK_MEMORY_CGRP	memory_cgrp_id
+#else
+#define VHOST_BLK_MEMORY_CGRP	(-1)
+#endif
+
 /**
  * vhost_blk_file_attach - what a file backend's work items need
  * @disk: a disk whose ops are vhost_blk_file_ops
  *
  * The work items act for the process attaching the backend, as its own
- * write(2) would: they run with its credentials. Not checked per request,
+ * write(2) would: they run with its credentials, in its io and memory
+ * cgroups (not the kworker's, the root's). Not checked per request,
  * as loop does not either: rw_verify_area() (the range is checked against
  * the size at attach, LSM and fanotify permission events were answered
  * when the file was opened; a permission event per guest request would
@@ -402,6 +431,8 @@ int vhost_blk_file_attach(struct vhost_blk_disk *disk)
 	init_llist_head(&disk->flushes);
 	INIT_WORK(&disk->flush_work, vhost_blk_file_flush_work);
 	disk->cred = get_current_cred();
+	disk->blkcg_css = vhost_blk_file_css(VHOST_BLK_IO_CGRP);
+	disk->memcg_css = vhost_blk_file_css(VHOST_BLK_MEMORY_CGRP);
 	return 0;
 }
 
@@ -413,6 +444,12 @@ void vhost_blk_file_detach(struct vhost_blk_disk *disk)
 	disk->wq = NULL;
 	put_cred(disk->cred);
 	disk->cred = NULL;
+	if (disk->blkcg_css)
+		css_put(disk->blkcg_css);
+	disk->blkcg_css = NULL;
+	if (disk->memcg_css)
+		css_put(disk->memcg_css);
+	disk->memcg_css = NULL;
 }
 
 /*

@@ -131,6 +131,8 @@ struct vhost_blk_disk {
 	/* File backends (file_io.c): the work items, acting for the attacher */
 	struct workqueue_struct *wq;	/* the device's own */
 	const struct cred *cred;	/* the attacher's */
+	struct cgroup_subsys_state *blkcg_css;	/* its io cgroup, or NULL */
+	struct cgroup_subsys_state *memcg_css;	/* its memory cgroup, or NULL */
 	struct llist_head flushes;	/* guest flushes waiting for an fsync */
 	struct work_struct flush_work;	/* one fsync for all of them */
 };

@@ -381,4 +381,100 @@ TEST_F_TIMEOUT(file, other_device_progresses, 300)
 	unlink(img_b);
 }
 
+/* The cgroup v2 hierarchy: the mounted one, else one of our own. */
+static const char *cgroup_root(void)
+{
+	static const char *own = "/tmp/file-cg";
+
+	if (!access("/sys/fs/cgroup/cgroup.subtree_control", F_OK))
+		return "/sys/fs/cgroup";
+	mkdir(own, 0755);
+	if (!access("/tmp/file-cg/cgroup.subtree_control", F_OK) ||
+	    !mount("cgroup2", own, "cgroup2", 0, NULL))
+		return own;
+	return NULL;
+}
+
+/* wbytes of device @dev in @cg's io.stat; 0 when it has no line. */
+static unsigned long long io_stat_wbytes(const char *cg, dev_t dev)
+{
+	unsigned long long wbytes = 0;
+	char path[256], line[512];
+	unsigned int ma, mi;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/io.stat", cg);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *w = strstr(line, "wbytes=");
+
+		if (sscanf(line, "%u:%u", &ma, &mi) == 2 && w &&
+		    ma == major(dev) && mi == minor(dev))
+			wbytes = strtoull(w + 7, NULL, 10);
+	}
+	fclose(f);
+	return wbytes;
+}
+
+/*
+ * Direct I/O to an image from the work items is the owner's: it shows in
+ * the io.stat of the owner's cgroup, not the root's (the kworker's).
+ */
+TEST_F_TIMEOUT(file, io_charged_to_owner_cgroup, 200)
+{
+	const char *img = EXT4_DIR "/cg";
+	static uint8_t buf[256 << 10];
+	char cg[256], val[32], ctl[256];
+	unsigned long long wbytes;
+	const char *root;
+	struct stat st;
+	struct vdrv d;
+	int fd, ret, i;
+
+	root = cgroup_root();
+	if (!root)
+		SKIP(return, "no cgroup v2 hierarchy: cannot mount cgroup2 (%s)",
+		     strerror(errno));
+	snprintf(ctl, sizeof(ctl), "%s/cgroup.controllers", root);
+	if (vblk_read_str(ctl, val, sizeof(val)) < 0 || !strstr(val, "io"))
+		SKIP(return, "the io controller is not available in cgroup v2 (bound to v1, or CONFIG_BLK_CGROUP off)");
+	ASSERT_EQ(0, vblk_write_attr(root, "cgroup.subtree_control", "+io"));
+	snprintf(cg, sizeof(cg), "%s/vblk-file", root);
+	mkdir(cg, 0755);
+	snprintf(val, sizeof(val), "%d", getpid());
+	ASSERT_EQ(0, vblk_write_attr(cg, "cgroup.procs", val));
+
+	ret = make_fs(EXT4_NAME, "ext4", EXT4_DIR);
+	if (ret == -ENOEXEC || ret == -ENODEV)
+		SKIP(return, "cannot make ext4: mkfs.ext4, null_blk or the ext4 module missing (%s)",
+		     strerror(-ret));
+	ASSERT_EQ(0, ret);
+	fd = make_image(img, 0, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fstat(fd, &st));
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_NONE));
+
+	wbytes = io_stat_wbytes(cg, st.st_dev);
+	for (i = 0; i < 4; i++) {
+		vblk_fill(buf, sizeof(buf), i);
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  io(&d, VIRTIO_BLK_T_OUT, i * (sizeof(buf) >> 9), buf,
+			     sizeof(buf)));
+	}
+	EXPECT_LE(wbytes + 4 * sizeof(buf), io_stat_wbytes(cg, st.st_dev));
+	TH_LOG("wbytes in %s: %llu before, %llu after", cg, wbytes,
+	       io_stat_wbytes(cg, st.st_dev));
+
+	vdrv_close(&d);
+	close(fd);
+	unlink(img);
+	snprintf(val, sizeof(val), "%d", getpid());
+	vblk_write_attr(root, "cgroup.procs", val);
+	rmdir(cg);
+}
+
 TEST_HARNESS_MAIN
