@@ -181,7 +181,8 @@ static int vhost_blk_file_bdev_zero(struct vhost_blk_file_cmd *cmd)
 		ret = blkdev_issue_discard(bdev, sector, nr, GFP_KERNEL);
 	else
 		ret = blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL,
-					   cmd->flags ? 0 : BLKDEV_ZERO_NOUNMAP);
+					   cmd->flags & VHOST_BLK_IO_UNMAP ?
+					   0 : BLKDEV_ZERO_NOUNMAP);
 out:
 	filemap_invalidate_unlock(mapping);
 	return ret;
@@ -197,7 +198,20 @@ static int vhost_blk_file_zero_range(struct vhost_blk_file_cmd *cmd)
 		return vfs_fallocate(cmd->disk->file, FALLOC_FL_PUNCH_HOLE |
 				     FALLOC_FL_KEEP_SIZE, cmd->pos, cmd->len);
 	return vhost_blk_file_zero(cmd->disk->file, cmd->pos, cmd->len,
-				   cmd->flags);
+				   cmd->flags & VHOST_BLK_IO_UNMAP);
+}
+
+/*
+ * Make written zeroes stable, as O_DSYNC makes a write: the image's range
+ * (its fallocate changed metadata), or the device's cache (zeroes go to a
+ * block device past its page cache).
+ */
+static int vhost_blk_file_zero_sync(struct vhost_blk_file_cmd *cmd)
+{
+	if (cmd->disk->bdev)
+		return blkdev_issue_flush(cmd->disk->bdev);
+	return vfs_fsync_range(cmd->disk->file, cmd->pos,
+			       cmd->pos + cmd->len - 1, 1);
 }
 
 /* What a work item changed about itself to act for the attacher. */
@@ -248,6 +262,9 @@ static void vhost_blk_file_work(struct work_struct *work)
 		return;
 	}
 	ret = vhost_blk_file_zero_range(cmd);
+	if (!ret && cmd->op == VHOST_BLK_FILE_WRITE_ZEROES &&
+	    (cmd->flags & VHOST_BLK_IO_STABLE))
+		ret = vhost_blk_file_zero_sync(cmd);
 	vhost_blk_file_leave(&scope);
 	vhost_blk_file_end(cmd, ret);
 }
@@ -372,11 +389,11 @@ static u8 vhost_blk_file_discard(struct vhost_blk_req *req,
 
 static u8 vhost_blk_file_write_zeroes(struct vhost_blk_req *req,
 				      struct vhost_blk_disk *disk, u64 sector,
-				      u32 nr, bool unmap)
+				      u32 nr, unsigned int flags)
 {
 	req->fcmd.iov = NULL;
 	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_WRITE_ZEROES,
-				    sector, (u64)nr << SECTOR_SHIFT, unmap);
+				    sector, (u64)nr << SECTOR_SHIFT, flags);
 }
 
 const struct vhost_blk_backend_ops vhost_blk_file_ops = {

@@ -225,7 +225,8 @@ static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
  * (VHOST_BLK_INFLIGHT_BYTES); one alone always runs. *@retry as in
  * vhost_blk_read_write().
  */
-static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
+static u8 vhost_blk_discard_write_zeroes(struct vhost_blk *blk,
+					 struct vhost_blk_req *req,
 					 struct vhost_blk_disk *disk,
 					 struct iov_iter *out, u32 type,
 					 size_t *bytes, bool *retry)
@@ -265,9 +266,13 @@ static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 		return VIRTIO_BLK_S_OK;
 	}
 
-	if (zeroes)
-		return disk->ops->write_zeroes(req, disk, sector, nr, flags);
-	return disk->ops->discard(req, disk, sector, nr);
+	if (!zeroes)
+		return disk->ops->discard(req, disk, sector, nr);
+	/* Zeroes are written data: stable when a write would be (QEMU: FUA). */
+	flags = flags ? VHOST_BLK_IO_UNMAP : 0;
+	if (vhost_blk_cache_write_stable(disk, READ_ONCE(blk->wce)))
+		flags |= VHOST_BLK_IO_STABLE;
+	return disk->ops->write_zeroes(req, disk, sector, nr, flags);
 }
 
 /*
@@ -358,7 +363,7 @@ static u8 vhost_blk_dispatch(struct vhost_blk *blk,
 		return vhost_blk_get_id(blk, req, l);
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		return vhost_blk_discard_write_zeroes(req, disk, &out, type,
+		return vhost_blk_discard_write_zeroes(blk, req, disk, &out, type,
 						      bytes, retry);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
@@ -393,6 +398,7 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->charged = 0;
 	req->ioprio = 0;
 	req->zeroes_bdev = NULL;
+	req->zeroes_flush = NULL;
 	vhost_blk_stat_begin(&req->stat);
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);

@@ -75,6 +75,7 @@ struct vhost_blk_layout {
 /* Flags of vhost_blk_backend_ops.rw */
 #define VHOST_BLK_IO_WRITE	BIT(0)
 #define VHOST_BLK_IO_STABLE	BIT(1)	/* on stable media before completion */
+#define VHOST_BLK_IO_UNMAP	BIT(2)	/* write zeroes may unmap */
 
 /*
  * What faces the device, chosen at attach time. request.c has checked the
@@ -89,8 +90,9 @@ struct vhost_blk_layout {
  *	chain, for a path that must keep the guest's buffers.
  * @flush: make every completed write stable.
  * @discard: @nr sectors at @sector may be dropped.
- * @write_zeroes: @nr sectors at @sector read back as zeroes, unmapped
- *	if @unmap and the backend can.
+ * @write_zeroes: @nr sectors at @sector read back as zeroes; @flags:
+ *	VHOST_BLK_IO_UNMAP (unmapped if the backend can), VHOST_BLK_IO_STABLE
+ *	(the zeroes on stable media before completion, as a write).
  *
  * Context: the queue's worker, vq->mutex held.
  */
@@ -103,7 +105,7 @@ struct vhost_blk_backend_ops {
 		      u64 sector, u32 nr);
 	u8 (*write_zeroes)(struct vhost_blk_req *req,
 			   struct vhost_blk_disk *disk, u64 sector, u32 nr,
-			   bool unmap);
+			   unsigned int flags);
 };
 
 extern const struct vhost_blk_backend_ops vhost_blk_bio_ops;
@@ -214,6 +216,8 @@ struct vhost_blk_req {
 	struct block_device *zeroes_bdev;
 	sector_t zeroes_sector;
 	u32 zeroes_nr;
+	/* A stable write zeroes: flush this device after it, or NULL. */
+	struct block_device *zeroes_flush;
 	u16 head;
 	u16 ioprio;				/* of its bios, from the header */
 	u8 status;				/* VIRTIO_BLK_S_* */

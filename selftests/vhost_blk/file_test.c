@@ -477,4 +477,62 @@ TEST_F_TIMEOUT(file, io_charged_to_owner_cgroup, 200)
 	rmdir(cg);
 }
 
+/* Transactions ext4 committed on @name so far, from /proc/fs/jbd2. */
+static long jbd2_commits(const char *name)
+{
+	char path[128], buf[128];
+
+	snprintf(path, sizeof(path), "/proc/fs/jbd2/%s-8/info", name);
+	if (vblk_read_str(path, buf, sizeof(buf)) < 0)
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+/*
+ * With the write cache off (writethrough), a completed write zeroes is on
+ * stable storage as a write is: on ext4, whose fallocate changes extents,
+ * that is a journal commit (the mount's own commit interval is 60 s).
+ */
+TEST_F_TIMEOUT(file, write_zeroes_stable, 200)
+{
+	const char *img = EXT4_DIR "/zeroes";
+	long before;
+	struct vdrv d;
+	int fd, ret;
+
+	ret = make_fs(EXT4_NAME, "ext4", EXT4_DIR);
+	if (ret == -ENOEXEC || ret == -ENODEV)
+		SKIP(return, "cannot make ext4: mkfs.ext4, null_blk or the ext4 module missing (%s)",
+		     strerror(-ret));
+	ASSERT_EQ(0, ret);
+	fd = make_image(img, 0x33, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_WRITETHROUGH));
+
+	before = jbd2_commits(EXT4_NAME);
+	if (before < 0)
+		SKIP(return, "no /proc/fs/jbd2/%s-8/info to count commits",
+		     EXT4_NAME);
+	ASSERT_EQ(VIRTIO_BLK_S_OK, write_zeroes(&d, 64, 64));
+	EXPECT_LT(before, jbd2_commits(EXT4_NAME));
+
+	vdrv_close(&d);
+	close(fd);
+	unlink(img);
+}
+
+/* Last: remove what the tests above shared. */
+TEST_F_TIMEOUT(file, cleanup, 100)
+{
+	remove_fs(EXT4_NAME, EXT4_DIR);
+	remove_fs(XFS_NAME, XFS_DIR);
+	umount(TMPFS_DIR);
+	rmdir(TMPFS_DIR);
+	ASSERT_FALSE(mounted(EXT4_DIR));
+	ASSERT_FALSE(mounted(XFS_DIR));
+	ASSERT_FALSE(mounted(TMPFS_DIR));
+}
+
 TEST_HARNESS_MAIN
