@@ -117,6 +117,17 @@ static int vhost_blk_disk_open_file(struct vhost_blk_disk *disk,
 	return 0;
 }
 
+static void vhost_blk_disk_close(struct vhost_blk_disk *disk)
+{
+	if (disk->ops == &vhost_blk_file_ops)
+		vhost_blk_file_detach(disk);
+	if (disk->file)
+		fput(disk->file);
+	if (disk->bdev)
+		vhost_blk_bdev_close(&disk->handle);
+	kfree(disk);
+}
+
 static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 						  int fd, u32 cache_mode)
 {
@@ -138,6 +149,17 @@ static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 	if (!(f->f_mode & FMODE_READ))
 		goto err_put_file;
 	write = f->f_mode & FMODE_WRITE;
+	/*
+	 * Guest writes land at offsets. An append-only file may only grow
+	 * (EPERM, as open(2) without O_APPEND); any other file opened
+	 * O_APPEND is a mistake (EINVAL): its writes would all go to the end.
+	 */
+	ret = -EPERM;
+	if (write && IS_APPEND(inode))
+		goto err_put_file;
+	ret = -EINVAL;
+	if (write && (f->f_flags & O_APPEND))
+		goto err_put_file;
 
 	ret = -ENOMEM;
 	disk = kzalloc(sizeof(*disk), GFP_KERNEL_ACCOUNT);
@@ -152,6 +174,13 @@ static struct vhost_blk_disk *vhost_blk_disk_open(struct vhost_blk *blk,
 		ret = vhost_blk_disk_open_file(disk, f, write);
 	if (ret)
 		goto err_free_disk;
+	if (disk->ops == &vhost_blk_file_ops) {
+		ret = vhost_blk_file_attach(disk);
+		if (ret) {
+			vhost_blk_disk_close(disk);
+			goto err_put_file;
+		}
+	}
 	fput(f);
 	return disk;
 
@@ -162,15 +191,6 @@ err_free_disk:
 err_put_file:
 	fput(f);
 	return ERR_PTR(ret);
-}
-
-static void vhost_blk_disk_close(struct vhost_blk_disk *disk)
-{
-	if (disk->file)
-		fput(disk->file);
-	if (disk->bdev)
-		vhost_blk_bdev_close(&disk->handle);
-	kfree(disk);
 }
 
 /* No request is fetched from @bvq once this returns. */

@@ -418,18 +418,24 @@ retry:
 	return VIRTIO_BLK_S_OK;
 }
 
-static u8 vhost_blk_bio_flush(struct vhost_blk_req *req,
-			      struct vhost_blk_disk *disk)
+/*
+ * An empty write with PREFLUSH: kernels with upstream 1c042f8d4bc3
+ * (6.6.y and later) refuse REQ_OP_FLUSH bios from submit_bio().
+ */
+static void vhost_blk_submit_flush(struct vhost_blk_req *req,
+				   struct block_device *bdev)
 {
 	struct bio *bio;
 
-	/*
-	 * An empty write with PREFLUSH: kernels with upstream 1c042f8d4bc3
-	 * (6.6.y and later) refuse REQ_OP_FLUSH bios from submit_bio().
-	 */
-	bio = vhost_blk_bio_alloc(req, disk->bdev, 0,
+	bio = vhost_blk_bio_alloc(req, bdev, 0,
 				  VHOST_BLK_WRITE_OPF | REQ_PREFLUSH);
 	vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
+}
+
+static u8 vhost_blk_bio_flush(struct vhost_blk_req *req,
+			      struct vhost_blk_disk *disk)
+{
+	vhost_blk_submit_flush(req, disk->bdev);
 	return VIRTIO_BLK_S_OK;
 }
 
@@ -461,8 +467,11 @@ static void vhost_blk_write_zero_pages(struct vhost_blk_req *req,
  * file system without FALLOC_FL_ZERO_RANGE (tmpfs) answers NOTSUPP when the
  * guest forbids unmapping. blkdev_issue_zeroout() then writes zero pages;
  * so does this, from the completion path: the request is submitted again
- * and ends again. Returns true when it was. Bounded as every write-zeroes
- * request (vhost_blk_write_zeroes_max()) and still charged to the budget.
+ * and ends again. Bounded as every write-zeroes request
+ * (vhost_blk_write_zeroes_max()) and still charged to the budget. Zeroes
+ * that must be stable (the write cache is off) are then flushed the same
+ * way, as QEMU makes them FUA. Returns true when the request was submitted
+ * again.
  *
  * Context: process context, vq->mutex held.
  */
@@ -470,27 +479,32 @@ bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req)
 {
 	struct block_device *bdev = req->zeroes_bdev;
 	struct vhost_blk_vq *bvq = req->bvq;
+	bool flush = false;
 
 	lockdep_assert_held(&bvq->vq.mutex);
 
-	if (!bdev || req->status != VIRTIO_BLK_S_UNSUPP)
-		return false;
-	req->zeroes_bdev = NULL;	/* once */
+	if (!bdev || req->status != VIRTIO_BLK_S_UNSUPP) {
+		bdev = req->zeroes_flush;
+		if (!bdev || req->status != VIRTIO_BLK_S_OK)
+			return false;
+		flush = true;
+	}
+	/* Each at most once; the flush follows the zero pages. */
+	if (flush)
+		req->zeroes_flush = NULL;
+	else
+		req->zeroes_bdev = NULL;
 	req->status = VIRTIO_BLK_S_OK;
 	atomic_inc(&bvq->inflight);
 	atomic_set(&req->pending, 1);
-	vhost_blk_write_zero_pages(req, bdev, req->zeroes_sector,
-				   req->zeroes_nr);
+	if (flush)
+		vhost_blk_submit_flush(req, bdev);
+	else
+		vhost_blk_write_zero_pages(req, bdev, req->zeroes_sector,
+					   req->zeroes_nr);
 	if (atomic_dec_and_test(&req->pending))
 		vhost_blk_req_ended(req);
 	return true;
-}
-
-static u8 vhost_blk_bio_status_of(int ret)
-{
-	if (!ret)
-		return VIRTIO_BLK_S_OK;
-	return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
 }
 
 /* Discard: the block layer's helper splits and chains the bios. */
@@ -504,7 +518,7 @@ static u8 vhost_blk_bio_discard(struct vhost_blk_req *req,
 	/* The helpers chain their bios; the last one ends the chain. */
 	if (bio)
 		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-	return vhost_blk_bio_status_of(ret);
+	return vhost_blk_errno_status(ret);
 }
 
 /*
@@ -513,11 +527,15 @@ static u8 vhost_blk_bio_discard(struct vhost_blk_req *req,
  */
 static u8 vhost_blk_bio_write_zeroes(struct vhost_blk_req *req,
 				     struct vhost_blk_disk *disk, u64 sector,
-				     u32 nr, bool unmap)
+				     u32 nr, unsigned int flags)
 {
 	struct block_device *bdev = disk->bdev;
+	bool unmap = flags & VHOST_BLK_IO_UNMAP;
 	struct bio *bio = NULL;
 	int ret;
+
+	if (flags & VHOST_BLK_IO_STABLE)
+		req->zeroes_flush = bdev;
 
 	if (bdev_write_zeroes_sectors(bdev)) {
 		req->zeroes_bdev = bdev;
@@ -528,7 +546,7 @@ static u8 vhost_blk_bio_write_zeroes(struct vhost_blk_req *req,
 				     unmap ? 0 : BLKDEV_ZERO_NOUNMAP);
 	if (bio)
 		vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
-	return vhost_blk_bio_status_of(ret);
+	return vhost_blk_errno_status(ret);
 }
 
 const struct vhost_blk_backend_ops vhost_blk_bio_ops = {

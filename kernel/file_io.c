@@ -8,16 +8,20 @@
  *
  * Buffered I/O, fsync and fallocate block, and even direct I/O may (block
  * allocation, i_rwsem), so none of it runs on the vhost worker, which
- * serves every queue of the device: each request is a work item on an
- * unbound workqueue that enters the owner's address space to reach the
- * guest's buffers. The cost is a wakeup and a context switch per request
- * and, for buffered I/O, the copy through the page cache that the mode asks
- * for; direct I/O still completes asynchronously (ki_complete).
+ * serves every queue of the device: each request is a work item on the
+ * device's own unbound workqueue that acts for the attacher and enters the
+ * owner's address space to reach the guest's buffers. The cost is a wakeup
+ * and a context switch per request and, for buffered I/O, the copy through
+ * the page cache that the mode asks for; direct I/O still completes
+ * asynchronously (ki_complete).
  */
 #include "vhost_blk.h"
 
+#include <linux/cgroup.h>
+#include <linux/cred.h>
 #include <linux/falloc.h>
 #include <linux/kthread.h>
+#include <linux/memcontrol.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -29,30 +33,18 @@ enum {
 	VHOST_BLK_FILE_WRITE_ZEROES,
 };
 
-/* Unbound: a request blocked in the filesystem holds no other CPU's work. */
-static struct workqueue_struct *vhost_blk_file_wq;
-
-int vhost_blk_file_init(void)
-{
-	vhost_blk_file_wq = alloc_workqueue("vhost_blk_file",
-					    WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
-	return vhost_blk_file_wq ? 0 : -ENOMEM;
-}
-
-void vhost_blk_file_exit(void)
-{
-	/* No device is open: every request has completed. */
-	destroy_workqueue(vhost_blk_file_wq);
-}
+/*
+ * Work items of one device that may run at once. Each blocks a kworker
+ * while the filesystem works (buffered I/O, fsync, fallocate; direct I/O
+ * returns once submitted): enough to keep a fast device busy, and one
+ * guest cannot take more kworkers than this, nor delay another device's
+ * items, which are on that device's own workqueue.
+ */
+#define VHOST_BLK_FILE_MAX_ACTIVE	16
 
 static struct vhost_blk_req *vhost_blk_file_req(struct vhost_blk_file_cmd *cmd)
 {
 	return container_of(cmd, struct vhost_blk_req, fcmd);
-}
-
-static u8 vhost_blk_file_status(long ret)
-{
-	return ret == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
 }
 
 /* The request's file I/O is over; end the request if nothing else holds it. */
@@ -61,11 +53,21 @@ static void vhost_blk_file_end(struct vhost_blk_file_cmd *cmd, long ret)
 	struct vhost_blk_req *req = vhost_blk_file_req(cmd);
 
 	if (ret < 0)
-		vhost_blk_req_error(req, vhost_blk_file_status(ret));
+		vhost_blk_req_error(req, vhost_blk_errno_status(ret));
 	kfree(cmd->iov);
 	cmd->iov = NULL;
 	if (atomic_dec_and_test(&req->pending))
 		vhost_blk_req_ended(req);
+}
+
+/*
+ * A write to an image holds its filesystem's freeze protection, as aio and
+ * io_uring take it: only for regular files. A block device's inode is on
+ * the bdev pseudo filesystem, which is never frozen.
+ */
+static bool vhost_blk_file_freeze_protected(struct vhost_blk_file_cmd *cmd)
+{
+	return (cmd->flags & VHOST_BLK_IO_WRITE) && !cmd->disk->bdev;
 }
 
 /*
@@ -81,7 +83,7 @@ static void vhost_blk_file_rw_put(struct vhost_blk_file_cmd *cmd)
 	if (!atomic_dec_and_test(&cmd->ref))
 		return;
 	ret = cmd->ret;
-	if (cmd->flags & VHOST_BLK_IO_WRITE)
+	if (vhost_blk_file_freeze_protected(cmd))
 		kiocb_end_write(&cmd->iocb);
 	/* A short transfer (the image shrank under us) is an error. */
 	if (ret >= 0)
@@ -114,8 +116,8 @@ static void vhost_blk_file_do_rw(struct vhost_blk_file_cmd *cmd)
 	iov_iter_init(&iter, write ? ITER_SOURCE : ITER_DEST, cmd->iov,
 		      cmd->nr_iov, cmd->len);
 	atomic_set(&cmd->ref, 2);
-	memset(iocb, 0, sizeof(*iocb));
-	iocb->ki_filp = file;
+	/* The file's own flags (O_DSYNC, O_DIRECT), as a write(2) has. */
+	init_sync_kiocb(iocb, file);
 	iocb->ki_pos = cmd->pos;
 	iocb->ki_ioprio = req->ioprio;
 	iocb->ki_complete = vhost_blk_file_rw_complete;
@@ -125,7 +127,8 @@ static void vhost_blk_file_do_rw(struct vhost_blk_file_cmd *cmd)
 		iocb->ki_flags |= IOCB_WRITE;
 		if (cmd->flags & VHOST_BLK_IO_STABLE)
 			iocb->ki_flags |= IOCB_DSYNC;
-		kiocb_start_write(iocb);
+		if (vhost_blk_file_freeze_protected(cmd))
+			kiocb_start_write(iocb);
 		ret = file->f_op->write_iter(iocb, &iter);
 	} else {
 		ret = file->f_op->read_iter(iocb, &iter);
@@ -178,7 +181,8 @@ static int vhost_blk_file_bdev_zero(struct vhost_blk_file_cmd *cmd)
 		ret = blkdev_issue_discard(bdev, sector, nr, GFP_KERNEL);
 	else
 		ret = blkdev_issue_zeroout(bdev, sector, nr, GFP_KERNEL,
-					   cmd->flags ? 0 : BLKDEV_ZERO_NOUNMAP);
+					   cmd->flags & VHOST_BLK_IO_UNMAP ?
+					   0 : BLKDEV_ZERO_NOUNMAP);
 out:
 	filemap_invalidate_unlock(mapping);
 	return ret;
@@ -194,7 +198,49 @@ static int vhost_blk_file_zero_range(struct vhost_blk_file_cmd *cmd)
 		return vfs_fallocate(cmd->disk->file, FALLOC_FL_PUNCH_HOLE |
 				     FALLOC_FL_KEEP_SIZE, cmd->pos, cmd->len);
 	return vhost_blk_file_zero(cmd->disk->file, cmd->pos, cmd->len,
-				   cmd->flags);
+				   cmd->flags & VHOST_BLK_IO_UNMAP);
+}
+
+/*
+ * Make written zeroes stable, as O_DSYNC makes a write: the image's range
+ * (its fallocate changed metadata), or the device's cache (zeroes go to a
+ * block device past its page cache).
+ */
+static int vhost_blk_file_zero_sync(struct vhost_blk_file_cmd *cmd)
+{
+	if (cmd->disk->bdev)
+		return blkdev_issue_flush(cmd->disk->bdev);
+	return vfs_fsync_range(cmd->disk->file, cmd->pos,
+			       cmd->pos + cmd->len - 1, 1);
+}
+
+/* What a work item changed about itself to act for the attacher. */
+struct vhost_blk_file_scope {
+	const struct cred *cred;
+	struct mem_cgroup *memcg;
+};
+
+/*
+ * Act as the attacher: its quota and reserved-blocks limits, setuid
+ * stripped on write unless it may keep it, its LSM context; its io
+ * cgroup for the bios the filesystem sends, its memory cgroup for the
+ * page cache and whatever else is allocated, as loop_process_work() does.
+ */
+static void vhost_blk_file_enter(struct vhost_blk_disk *disk,
+				 struct vhost_blk_file_scope *scope)
+{
+	scope->cred = override_creds(disk->cred);
+	kthread_associate_blkcg(disk->blkcg_css);
+	scope->memcg = set_active_memcg(disk->memcg_css ?
+					mem_cgroup_from_css(disk->memcg_css) :
+					NULL);
+}
+
+static void vhost_blk_file_leave(struct vhost_blk_file_scope *scope)
+{
+	set_active_memcg(scope->memcg);
+	kthread_associate_blkcg(NULL);
+	revert_creds(scope->cred);
 }
 
 static void vhost_blk_file_work(struct work_struct *work)
@@ -203,23 +249,60 @@ static void vhost_blk_file_work(struct work_struct *work)
 						      struct vhost_blk_file_cmd,
 						      work);
 	struct mm_struct *mm = vhost_blk_file_req(cmd)->bvq->vq.dev->mm;
+	struct vhost_blk_file_scope scope;
 	int ret;
 
-	switch (cmd->op) {
-	case VHOST_BLK_FILE_RW:
+	vhost_blk_file_enter(cmd->disk, &scope);
+	if (cmd->op == VHOST_BLK_FILE_RW) {
 		/* The device holds the mm until every request completed. */
 		kthread_use_mm(mm);
 		vhost_blk_file_do_rw(cmd);
 		kthread_unuse_mm(mm);
+		vhost_blk_file_leave(&scope);
 		return;
-	case VHOST_BLK_FILE_FLUSH:
-		ret = vfs_fsync(cmd->disk->file, 0);
-		break;
-	default:
-		ret = vhost_blk_file_zero_range(cmd);
-		break;
 	}
+	ret = vhost_blk_file_zero_range(cmd);
+	if (!ret && cmd->op == VHOST_BLK_FILE_WRITE_ZEROES &&
+	    (cmd->flags & VHOST_BLK_IO_STABLE))
+		ret = vhost_blk_file_zero_sync(cmd);
+	vhost_blk_file_leave(&scope);
 	vhost_blk_file_end(cmd, ret);
+}
+
+/*
+ * The device's guest flushes, coalesced: one fsync covers every flush
+ * queued before it started. A flush queued while it runs queued the work
+ * again, and waits for the next fsync: it may cover writes completed after
+ * this one started. So flushes cost one kworker per device whatever the
+ * guest sends, and hold nothing but their request entry.
+ */
+static void vhost_blk_file_flush_work(struct work_struct *work)
+{
+	struct vhost_blk_disk *disk = container_of(work, struct vhost_blk_disk,
+						   flush_work);
+	struct vhost_blk_file_cmd *cmd, *tmp;
+	struct vhost_blk_file_scope scope;
+	struct llist_node *list;
+	int ret;
+
+	list = llist_del_all(&disk->flushes);
+	if (!list)
+		return;
+	vhost_blk_file_enter(disk, &scope);
+	ret = vfs_fsync(disk->file, 0);
+	vhost_blk_file_leave(&scope);
+	llist_for_each_entry_safe(cmd, tmp, list, flush_node)
+		vhost_blk_file_end(cmd, ret);
+}
+
+/*
+ * Once, where the request table is allocated: initialising a work item
+ * that may still be running (its request ended from inside it) would break
+ * the workqueue's guarantee that an item never runs twice at once.
+ */
+void vhost_blk_file_req_init(struct vhost_blk_req *req)
+{
+	INIT_WORK(&req->fcmd.work, vhost_blk_file_work);
 }
 
 static u8 vhost_blk_file_queue(struct vhost_blk_req *req,
@@ -233,9 +316,8 @@ static u8 vhost_blk_file_queue(struct vhost_blk_req *req,
 	cmd->pos = sector << SECTOR_SHIFT;
 	cmd->len = len;
 	cmd->flags = flags;
-	INIT_WORK(&cmd->work, vhost_blk_file_work);
 	atomic_inc(&req->pending);
-	queue_work(vhost_blk_file_wq, &cmd->work);
+	queue_work(disk->wq, &cmd->work);
 	return VIRTIO_BLK_S_OK;
 }
 
@@ -248,26 +330,10 @@ static struct iovec *vhost_blk_file_iov_dup(const struct iovec *iov,
 					    size_t len, unsigned int *nr_out)
 {
 	struct iovec *copy;
-	unsigned int n = 0;
 
 	copy = kmalloc_array(nr, sizeof(*copy), GFP_KERNEL_ACCOUNT);
-	if (!copy)
-		return NULL;
-	for (; nr && len; iov++, nr--) {
-		size_t seg = iov->iov_len;
-
-		if (skip >= seg) {
-			skip -= seg;
-			continue;
-		}
-		seg = min(seg - skip, len);
-		copy[n].iov_base = iov->iov_base + skip;
-		copy[n].iov_len = seg;
-		skip = 0;
-		len -= seg;
-		n++;
-	}
-	*nr_out = n;
+	if (copy)
+		*nr_out = vhost_blk_iov_window(iov, nr, skip, len, copy, NULL);
 	return copy;
 }
 
@@ -308,8 +374,15 @@ static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
 static u8 vhost_blk_file_flush(struct vhost_blk_req *req,
 			       struct vhost_blk_disk *disk)
 {
-	req->fcmd.iov = NULL;
-	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_FLUSH, 0, 0, 0);
+	struct vhost_blk_file_cmd *cmd = &req->fcmd;
+
+	cmd->iov = NULL;
+	cmd->disk = disk;
+	cmd->op = VHOST_BLK_FILE_FLUSH;
+	atomic_inc(&req->pending);
+	llist_add(&cmd->flush_node, &disk->flushes);
+	queue_work(disk->wq, &disk->flush_work);
+	return VIRTIO_BLK_S_OK;
 }
 
 static u8 vhost_blk_file_discard(struct vhost_blk_req *req,
@@ -323,11 +396,11 @@ static u8 vhost_blk_file_discard(struct vhost_blk_req *req,
 
 static u8 vhost_blk_file_write_zeroes(struct vhost_blk_req *req,
 				      struct vhost_blk_disk *disk, u64 sector,
-				      u32 nr, bool unmap)
+				      u32 nr, unsigned int flags)
 {
 	req->fcmd.iov = NULL;
 	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_WRITE_ZEROES,
-				    sector, (u64)nr << SECTOR_SHIFT, unmap);
+				    sector, (u64)nr << SECTOR_SHIFT, flags);
 }
 
 const struct vhost_blk_backend_ops vhost_blk_file_ops = {
@@ -337,19 +410,85 @@ const struct vhost_blk_backend_ops vhost_blk_file_ops = {
 	.write_zeroes	= vhost_blk_file_write_zeroes,
 };
 
+/* The caller's css of cgroup subsystem @id, held; NULL if not built. */
+static struct cgroup_subsys_state *vhost_blk_file_css(int id)
+{
+	return id < 0 ? NULL : task_get_css(current, id);
+}
+
+#ifdef CONFIG_BLK_CGROUP
+#define VHOST_BLK_IO_CGRP	io_cgrp_id
+#else
+#define VHOST_BLK_IO_CGRP	(-1)
+#endif
+#ifdef CONFIG_MEMCG
+#define VHOST_BLK_MEMORY_CGRP	memory_cgrp_id
+#else
+#define VHOST_BLK_MEMORY_CGRP	(-1)
+#endif
+
+/**
+ * vhost_blk_file_attach - what a file backend's work items need
+ * @disk: a disk whose ops are vhost_blk_file_ops
+ *
+ * The work items act for the process attaching the backend, as its own
+ * write(2) would: they run with its credentials, in its io and memory
+ * cgroups (not the kworker's, the root's). Not checked per request,
+ * as loop does not either: rw_verify_area() (the range is checked against
+ * the size at attach, LSM and fanotify permission events were answered
+ * when the file was opened; a permission event per guest request would
+ * put a listener's latency on every I/O).
+ *
+ * Each device has its own workqueue, at most VHOST_BLK_FILE_MAX_ACTIVE
+ * items running: no WQ_MEM_RECLAIM, as loop's, since nothing the host
+ * reclaims waits for a guest's I/O.
+ *
+ * Context: process context, the attacher.
+ * Return: 0, or -ENOMEM.
+ */
+int vhost_blk_file_attach(struct vhost_blk_disk *disk)
+{
+	disk->wq = alloc_workqueue("vhost-blk-file", WQ_UNBOUND,
+				   VHOST_BLK_FILE_MAX_ACTIVE);
+	if (!disk->wq)
+		return -ENOMEM;
+	init_llist_head(&disk->flushes);
+	INIT_WORK(&disk->flush_work, vhost_blk_file_flush_work);
+	disk->cred = get_current_cred();
+	disk->blkcg_css = vhost_blk_file_css(VHOST_BLK_IO_CGRP);
+	disk->memcg_css = vhost_blk_file_css(VHOST_BLK_MEMORY_CGRP);
+	return 0;
+}
+
+/* Undo vhost_blk_file_attach(); every request has completed. */
+void vhost_blk_file_detach(struct vhost_blk_disk *disk)
+{
+	if (disk->wq)
+		destroy_workqueue(disk->wq);
+	disk->wq = NULL;
+	put_cred(disk->cred);
+	disk->cred = NULL;
+	if (disk->blkcg_css)
+		css_put(disk->blkcg_css);
+	disk->blkcg_css = NULL;
+	if (disk->memcg_css)
+		css_put(disk->memcg_css);
+	disk->memcg_css = NULL;
+}
+
 /*
- * Can the image's filesystem punch holes? Try it past the end of the file,
- * where nothing is stored; discard and write zeroes are offered only then.
+ * Discard and write zeroes are offered when the image's filesystem has
+ * fallocate, as loop decides; one that then refuses a mode answers
+ * EOPNOTSUPP, and the guest UNSUPP. Nothing is tried here: fallocate may
+ * change the image even where nothing is stored (xfs updates mtime and
+ * strips setuid past the end of the file), and attaching must not.
  */
 void vhost_blk_file_probe(struct vhost_blk_disk *disk)
 {
 	struct file *file = disk->file;
-	loff_t end = round_up(i_size_read(file_inode(file)), PAGE_SIZE);
 	u32 max = VHOST_BLK_INFLIGHT_BYTES >> SECTOR_SHIFT;
 
-	if (disk->read_only || !file->f_op->fallocate ||
-	    vfs_fallocate(file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  end, PAGE_SIZE))
+	if (disk->read_only || !file->f_op->fallocate)
 		return;
 	disk->discard_max = max;
 	disk->write_zeroes_max = max;

@@ -15,21 +15,20 @@
 
 int vhost_blk_request_init(void)
 {
-	int ret;
-
-	ret = vhost_blk_bio_init();
-	if (ret)
-		return ret;
-	ret = vhost_blk_file_init();
-	if (ret)
-		vhost_blk_bio_exit();
-	return ret;
+	return vhost_blk_bio_init();
 }
 
 void vhost_blk_request_exit(void)
 {
-	vhost_blk_file_exit();
 	vhost_blk_bio_exit();
+}
+
+/* The status for a backend's @err: UNSUPP for EOPNOTSUPP, else IOERR. */
+u8 vhost_blk_errno_status(int err)
+{
+	if (!err)
+		return VIRTIO_BLK_S_OK;
+	return err == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
 }
 
 /* Record an error from any context: as with bios, any error wins. */
@@ -57,11 +56,23 @@ void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm)
 	vhost_blk_bounce_release(req, guest_mm);
 }
 
-/* Count the iovecs @len bytes at @skip span; reject an over-long one. */
-static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
-				  size_t skip, size_t len)
+/**
+ * vhost_blk_iov_window - the pieces of a chain a data buffer covers
+ * @iov: the chain's iovecs
+ * @nr: how many
+ * @skip: bytes of @iov before the buffer
+ * @len: the buffer's bytes
+ * @window: where to copy the pieces (room for @nr), or NULL
+ * @longest: set to the longest piece's length, if not NULL
+ *
+ * Return: the number of pieces.
+ */
+unsigned int vhost_blk_iov_window(const struct iovec *iov, unsigned int nr,
+				  size_t skip, size_t len, struct iovec *window,
+				  size_t *longest)
 {
-	unsigned int segs = 0;
+	unsigned int n = 0;
+	size_t top = 0;
 
 	for (; nr && len; iov++, nr--) {
 		size_t seg = iov->iov_len;
@@ -71,12 +82,28 @@ static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
 			continue;
 		}
 		seg = min(seg - skip, len);
+		if (window) {
+			window[n].iov_base = iov->iov_base + skip;
+			window[n].iov_len = seg;
+		}
+		top = max(top, seg);
 		skip = 0;
-		if (seg > VHOST_BLK_SIZE_MAX || ++segs > VHOST_BLK_SEG_MAX)
-			return false;
 		len -= seg;
+		n++;
 	}
-	return true;
+	if (longest)
+		*longest = top;
+	return n;
+}
+
+/* Reject a buffer in too many pieces, or with an over-long one. */
+static bool vhost_blk_segments_ok(const struct iovec *iov, unsigned int nr,
+				  size_t skip, size_t len)
+{
+	size_t longest;
+
+	return vhost_blk_iov_window(iov, nr, skip, len, NULL, &longest) <=
+	       VHOST_BLK_SEG_MAX && longest <= VHOST_BLK_SIZE_MAX;
 }
 
 /*
@@ -204,7 +231,8 @@ static u8 vhost_blk_get_id(struct vhost_blk *blk, struct vhost_blk_req *req,
  * (VHOST_BLK_INFLIGHT_BYTES); one alone always runs. *@retry as in
  * vhost_blk_read_write().
  */
-static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
+static u8 vhost_blk_discard_write_zeroes(struct vhost_blk *blk,
+					 struct vhost_blk_req *req,
 					 struct vhost_blk_disk *disk,
 					 struct iov_iter *out, u32 type,
 					 size_t *bytes, bool *retry)
@@ -244,9 +272,13 @@ static u8 vhost_blk_discard_write_zeroes(struct vhost_blk_req *req,
 		return VIRTIO_BLK_S_OK;
 	}
 
-	if (zeroes)
-		return disk->ops->write_zeroes(req, disk, sector, nr, flags);
-	return disk->ops->discard(req, disk, sector, nr);
+	if (!zeroes)
+		return disk->ops->discard(req, disk, sector, nr);
+	/* Zeroes are written data: stable when a write would be (QEMU: FUA). */
+	flags = flags ? VHOST_BLK_IO_UNMAP : 0;
+	if (vhost_blk_cache_write_stable(disk, READ_ONCE(blk->wce)))
+		flags |= VHOST_BLK_IO_STABLE;
+	return disk->ops->write_zeroes(req, disk, sector, nr, flags);
 }
 
 /*
@@ -337,7 +369,7 @@ static u8 vhost_blk_dispatch(struct vhost_blk *blk,
 		return vhost_blk_get_id(blk, req, l);
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		return vhost_blk_discard_write_zeroes(req, disk, &out, type,
+		return vhost_blk_discard_write_zeroes(blk, req, disk, &out, type,
 						      bytes, retry);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
@@ -372,6 +404,7 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 	req->charged = 0;
 	req->ioprio = 0;
 	req->zeroes_bdev = NULL;
+	req->zeroes_flush = NULL;
 	vhost_blk_stat_begin(&req->stat);
 	/* Our own reference: the request cannot end while we build it. */
 	atomic_set(&req->pending, 1);

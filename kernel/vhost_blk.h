@@ -75,6 +75,7 @@ struct vhost_blk_layout {
 /* Flags of vhost_blk_backend_ops.rw */
 #define VHOST_BLK_IO_WRITE	BIT(0)
 #define VHOST_BLK_IO_STABLE	BIT(1)	/* on stable media before completion */
+#define VHOST_BLK_IO_UNMAP	BIT(2)	/* write zeroes may unmap */
 
 /*
  * What faces the device, chosen at attach time. request.c has checked the
@@ -89,8 +90,9 @@ struct vhost_blk_layout {
  *	chain, for a path that must keep the guest's buffers.
  * @flush: make every completed write stable.
  * @discard: @nr sectors at @sector may be dropped.
- * @write_zeroes: @nr sectors at @sector read back as zeroes, unmapped
- *	if @unmap and the backend can.
+ * @write_zeroes: @nr sectors at @sector read back as zeroes; @flags:
+ *	VHOST_BLK_IO_UNMAP (unmapped if the backend can), VHOST_BLK_IO_STABLE
+ *	(the zeroes on stable media before completion, as a write).
  *
  * Context: the queue's worker, vq->mutex held.
  */
@@ -103,7 +105,7 @@ struct vhost_blk_backend_ops {
 		      u64 sector, u32 nr);
 	u8 (*write_zeroes)(struct vhost_blk_req *req,
 			   struct vhost_blk_disk *disk, u64 sector, u32 nr,
-			   bool unmap);
+			   unsigned int flags);
 };
 
 extern const struct vhost_blk_backend_ops vhost_blk_bio_ops;
@@ -128,6 +130,13 @@ struct vhost_blk_disk {
 	u32 cache_mode;			/* VHOST_BLK_CACHE_* */
 	bool direct;			/* host page cache bypassed */
 	bool read_only;
+	/* File backends (file_io.c): the work items, acting for the attacher */
+	struct workqueue_struct *wq;	/* the device's own */
+	const struct cred *cred;	/* the attacher's */
+	struct cgroup_subsys_state *blkcg_css;	/* its io cgroup, or NULL */
+	struct cgroup_subsys_state *memcg_css;	/* its memory cgroup, or NULL */
+	struct llist_head flushes;	/* guest flushes waiting for an fsync */
+	struct work_struct flush_work;	/* one fsync for all of them */
 };
 
 /*
@@ -156,6 +165,7 @@ struct vhost_blk_file_cmd {
 	loff_t pos;
 	long ret;				/* of the read or write */
 	atomic_t ref;				/* submission + completion */
+	struct llist_node flush_node;		/* on disk->flushes */
 	u8 op;					/* VHOST_BLK_FILE_* */
 	unsigned int flags;			/* VHOST_BLK_IO_* */
 };
@@ -206,6 +216,8 @@ struct vhost_blk_req {
 	struct block_device *zeroes_bdev;
 	sector_t zeroes_sector;
 	u32 zeroes_nr;
+	/* A stable write zeroes: flush this device after it, or NULL. */
+	struct block_device *zeroes_flush;
 	u16 head;
 	u16 ioprio;				/* of its bios, from the header */
 	u8 status;				/* VIRTIO_BLK_S_* */
@@ -330,6 +342,10 @@ ssize_t vhost_blk_req_submit(struct vhost_blk *blk,
 void vhost_blk_req_ended(struct vhost_blk_req *req);
 void vhost_blk_req_release(struct vhost_blk_req *req, bool guest_mm);
 void vhost_blk_req_error(struct vhost_blk_req *req, u8 status);
+u8 vhost_blk_errno_status(int err);
+unsigned int vhost_blk_iov_window(const struct iovec *iov, unsigned int nr,
+				  size_t skip, size_t len, struct iovec *window,
+				  size_t *longest);
 bool vhost_blk_charge(struct vhost_blk_req *req, size_t len);
 
 /* bio_io.c */
@@ -351,8 +367,9 @@ void vhost_blk_nl_ioctl_done(struct vhost_blk *blk, unsigned int ioctl,
 			     long ret);
 
 /* file_io.c */
-int vhost_blk_file_init(void);
-void vhost_blk_file_exit(void);
 void vhost_blk_file_probe(struct vhost_blk_disk *disk);
+int vhost_blk_file_attach(struct vhost_blk_disk *disk);
+void vhost_blk_file_detach(struct vhost_blk_disk *disk);
+void vhost_blk_file_req_init(struct vhost_blk_req *req);
 
 #endif /* VHOST_BLK_PRIV_H */

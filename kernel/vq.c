@@ -45,6 +45,8 @@ int vhost_blk_vq_alloc_reqs(struct vhost_blk_vq *bvq)
 		return -ENOMEM;
 	}
 	bvq->nr_reqs = num;
+	for (i = 0; i < num; i++)
+		vhost_blk_file_req_init(&bvq->reqs[i]);
 
 reset_free_list:
 	bvq->free_reqs = NULL;

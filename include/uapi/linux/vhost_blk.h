@@ -181,7 +181,10 @@ struct vhost_blk_backend {
  * - EINVAL: @cache_mode is not a VHOST_BLK_CACHE_* value; or a direct mode
  *   (none, directsync) on a regular file whose filesystem has no direct I/O
  *   (tmpfs before Linux 6.6) or reports no direct I/O alignment; or the
- *   image is smaller than one logical block.
+ *   image is smaller than one logical block; or @fd is open for writing
+ *   with O_APPEND (guest writes land at offsets, not at the end).
+ * - EPERM: @fd is open for writing and its file is append-only
+ *   (chattr +a), which only appending writes may change.
  * - EBUSY: the device is claimed by someone else (mounted, another
  *   vhost-blk device, another exclusive opener).
  * - EACCES: @fd is not open for reading (O_WRONLY).
