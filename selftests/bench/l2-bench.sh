@@ -7,7 +7,8 @@
 #   qsd          vhost-user-blk-pci, qemu-storage-daemon's export (defaults, with an iothread)
 #   qemu-native  QEMU's own virtio-blk-pci, iothread, cache=none, aio=native
 #   qemu-uring   the same with aio=io_uring
-# One boot per back-end runs every job BENCH_REPS times (l2-body.sh); results come back on the
+# One boot per back-end runs every job BENCH_REPS times, the jobs taking turns inside each
+# repetition (l2-body.sh: one fio run, one process per job); results come back on the
 # console as BENCHL2 lines and become "level": "guest" cells in cells.jsonl. A boot that dies
 # (nested KVM under TCG does now and then) is tried once more, then recorded as failed with
 # the reason, and the run goes on.
@@ -68,7 +69,7 @@ l2_cells_from() {
 				"\"queues\": %d, \"iops\": %s, \"ios\": %d, \"p50_us\": %s, \"p99_us\": %s, " \
 				"\"guest_cpu_us_per_io\": %s}\n", dev, v["job"], v["rep"], kver, be, v["rw"],
 				v["bs"], v["qd"], v["nj"], v["iops"], ios, v["p50"], v["p99"],
-				ios > 0 ? cpu / ios : "null" >>cells
+				(ios > 0 ? cpu / ios : "null") >>cells
 			n++
 		}
 		END { print n + 0 }'
@@ -91,8 +92,8 @@ l2_cell() {
 	jobs=$(echo "$BENCH_L2_JOBS" | tr -s '[:space:]' ,)
 	jobs=${jobs%,}
 	njobs=$(echo "$BENCH_L2_JOBS" | wc -w)
-	# Boot ~30-70 s under TCG, then per repetition fio's start-up and its jobs.
-	tmo=$((240 + BENCH_REPS * (60 + njobs * (BENCH_TIME + 5))))
+	# Boot ~30-70 s under TCG, fio's start-up, then each job and repetition.
+	tmo=$((300 + BENCH_REPS * njobs * (BENCH_TIME + 10)))
 	for try in $(seq "$BENCH_L2_TRIES"); do
 		log=$OUT/l2-$dev-$be-$try.console
 		if ! l2_device_args "$be" "$path"; then
