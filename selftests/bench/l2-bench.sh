@@ -45,6 +45,8 @@ l2_device_args() {
 			-device "vhost-user-blk-pci,chardev=vub,num-queues=$q")
 		;;
 	qemu-native | qemu-uring)
+		# QEMU locks its image: no daemon may keep the device open (and none competes).
+		vu_stop_all
 		local aio=native
 		[ "$1" = qemu-uring ] && aio=io_uring
 		L2_ARGS=(-object "iothread,id=iot0"
