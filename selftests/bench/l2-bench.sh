@@ -94,8 +94,9 @@ l2_cell() {
 	jobs=$(echo "$BENCH_L2_JOBS" | tr -s '[:space:]' ,)
 	jobs=${jobs%,}
 	njobs=$(echo "$BENCH_L2_JOBS" | wc -w)
-	# Boot ~30-70 s under TCG, fio's start-up, then each job and repetition.
-	tmo=$((300 + BENCH_REPS * njobs * (BENCH_TIME + 10)))
+	# Boot 30-200 s under TCG (a loaded host stalls nested guests for tens of seconds), fio's
+	# start-up, then each job and repetition.
+	tmo=$((600 + BENCH_REPS * njobs * (BENCH_TIME + 10)))
 	for try in $(seq "$BENCH_L2_TRIES"); do
 		log=$OUT/l2-$dev-$be-$try.console
 		if ! l2_device_args "$be" "$path"; then
