@@ -80,7 +80,8 @@ l2_cells_from() {
 # l2_why LOG QEMU_STATUS TIMEOUT: a one-line reason for a boot that brought back no results.
 l2_why() {
 	local last
-	last=$(tr -d '\r' <"$1" | grep -E 'Kernel panic|BENCHL2-FAIL|KVM|rror' | tail -n 1)
+	last=$(tr -d '\r' <"$1" | grep -E 'Kernel panic|BENCHL2-FAIL|KVM|rror|qemu-system' | tail -n 1)
+	[ -n "$last" ] || last=$(tr -d '\r' <"$1" | grep -v '^[[:space:]]*$' | tail -n 1)
 	if [ "$2" = 124 ]; then
 		echo "timed out after ${3}s${last:+; last: $last}"
 	else
