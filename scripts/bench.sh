@@ -13,8 +13,9 @@
 # Settings (environment, passed into the VM): BENCH_TIME (seconds per cell,
 # default 2), BENCH_REPS (3), BENCH_DEVS, BENCH_JOBS, BENCH_BACKENDS,
 # BENCH_L2_BACKENDS, BENCH_L2_DEVS, BENCH_L2_JOBS, BENCH_L2_SMP,
-# BENCH_L2_MEM, BENCH_L2_TRIES (boots per guest-level cell, 2), BENCH_ACCEL (tcg or kvm), BENCH_SMP (vCPUs, 2), BENCH_MEM
-# (MiB, 2048), BENCH_TIMEOUT (seconds per kernel, 3600).
+# BENCH_L2_MEM, BENCH_L2_TRIES (boots per guest-level cell, 2), BENCH_ACCEL
+# (tcg or kvm), BENCH_SMP (vCPUs, 2), BENCH_MEM (MiB, 2048), BENCH_TIMEOUT
+# (seconds per kernel, 3600).
 #
 # usage: scripts/bench.sh KVER...
 set -u
