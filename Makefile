@@ -9,7 +9,7 @@
 #   make check               the test suite in a VM on every target kernel
 #   make check-e2e           check plus every end-to-end test (more nested guests)
 #   make soak                the long lane: big seeded soak and fuzzer
-#   make bench               data-plane benchmark in a VM (Documentation/bench.rst)
+#   make bench               benchmark in a VM, both levels (Documentation/bench.rst)
 #   make run                 the main job: build, boot, load, show it working
 #   make checkpatch sparse   static checks of the kernel code
 #
@@ -79,7 +79,7 @@ check-e2e: all
 soak: all
 	@$(TOP)/scripts/soak.sh $(KVERS)
 
-# Not part of check: 12-15 minutes per kernel, and the numbers need a quiet host.
+# Not part of check: ~15 minutes per kernel, and the numbers need a quiet host.
 bench: all
 	@$(TOP)/scripts/bench.sh $(KVERS)
 

@@ -27,12 +27,18 @@ BENCH_JOBS="randread-qd1:randread:4096:1:1 randwrite-qd1:randwrite:4096:1:1
 randread-qd32:randread:4096:32:1 randwrite-qd32:randwrite:4096:32:1
 randread-mq:randread:4096:32:0 read-128k:read:131072:8:1 write-128k:write:131072:8:1"
 # Per device, the jobs to run (empty: all). null_blk without memory has no
-# data to stream; scsi_debug is slow under TCG: short lists.
+# data to stream; scsi_debug is slow under TCG; both levels and both kernels
+# must fit in ~30 minutes: short lists (BENCH_ONLY_<dev>= runs them all).
 # shellcheck disable=SC2034 # read through ${!only}
-BENCH_ONLY_brd="" \
-	BENCH_ONLY_null_blk="randread-qd1 randwrite-qd1 randread-qd32 randwrite-qd32 randread-mq" \
-	BENCH_ONLY_scsi_debug="randread-qd1 randread-qd32 randwrite-qd32"
-BENCH_BACKENDS="vhost-blk qsd serve fio"
+BENCH_ONLY_brd="randread-qd1 randwrite-qd1 randread-qd32 randwrite-qd32 randread-mq read-128k" \
+	BENCH_ONLY_null_blk="randread-qd1 randwrite-qd32" \
+	BENCH_ONLY_scsi_debug="randread-qd1 randwrite-qd32"
+# qsd: qemu-storage-daemon as shipped (its iothread polls adaptively, up to poll-max-ns);
+# qsd-poll0: the same with poll-max-ns=0, so its polling cannot steal the tool's vCPU.
+BENCH_BACKENDS="vhost-blk qsd qsd-poll0 serve fio"
+# The guest level (level-2 guests; its own settings BENCH_L2_*).
+# shellcheck source=l2-bench.sh
+. "$SELF/l2-bench.sh"
 # shellcheck disable=SC1091 # written by scripts/bench.sh
 [ -r "$VMRUN_OUT/bench.conf" ] && . "$VMRUN_OUT/bench.conf"
 
@@ -47,7 +53,8 @@ say() { echo "bench: $*"; }
 [ -x "$TOOL" ] || { say "no $TOOL: run make first"; exit 1; }
 if ! command -v qemu-storage-daemon >/dev/null; then
 	say "no qemu-storage-daemon: the qsd column is skipped (scripts/deps.sh installs it)"
-	BENCH_BACKENDS=${BENCH_BACKENDS/qsd/}
+	BENCH_BACKENDS=${BENCH_BACKENDS//qsd-poll0/}
+	BENCH_BACKENDS=${BENCH_BACKENDS//qsd/}
 fi
 if ! [ -x "$SERVE" ] || ! "$SERVE" serve --help >/dev/null 2>&1; then
 	say "no 'vhostblkctl serve' in $SERVE: the serve column is skipped"
@@ -114,12 +121,14 @@ vu_start() {
 	[ -z "$pid" ] || say "$1 (pid $pid) died; restarting it"
 	rm -f "$sock"
 	case $1 in
-	qsd)
+	qsd | qsd-poll0)
+		local poll=
+		[ "$1" = qsd-poll0 ] && poll=,poll-max-ns=0
 		qemu-storage-daemon \
-			--object iothread,id=iot0 \
+			--object "iothread,id=iot0$poll" \
 			--blockdev "driver=host_device,node-name=d0,filename=$2,cache.direct=on,aio=native" \
 			--export "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=$sock,writable=on,num-queues=$NCPU,logical-block-size=512,iothread=iot0" \
-			>>"$OUT/qsd.log" 2>&1 &
+			>>"$OUT/$1.log" 2>&1 &
 		;;
 	serve)
 		"$SERVE" serve --socket-path "$sock" --disk "$2" --num-queues "$NCPU" >>"$OUT/serve.log" 2>&1 &
@@ -155,7 +164,7 @@ cell() {
 		res=$("$TOOL" --backend vhost-blk --disk "$path" --rw "$rw" --bs "$bs" --qd "$qd" \
 			--queues "$nq" --time "$BENCH_TIME" --range "$RANGE" 2>>"$OUT/errors.log") || rc=$?
 		;;
-	qsd | serve)
+	qsd | qsd-poll0 | serve)
 		if ! vu_start "$be" "$path"; then
 			say "FAILED: $be does not start on $path (see $be.log)"
 			failures=$((failures + 1))
@@ -206,6 +215,7 @@ for dev in $BENCH_DEVS; do
 			done
 		done
 	done
+	l2_run "$dev" "$path"
 	vu_stop_all
 	dev_remove "$dev"
 done

@@ -14,6 +14,7 @@
 
 #include "vhost_user.h"
 #include "vu_frontend.h"
+#include "vu_msg.h"
 
 static __thread char vu_err[256];
 
@@ -27,55 +28,15 @@ const char *vu_strerror(void)
 	(ret);								\
 })
 
-static const char *vu_name(uint32_t req)
-{
-	static const char *const names[] = {
-		[VHOST_USER_GET_FEATURES] = "GET_FEATURES",
-		[VHOST_USER_SET_FEATURES] = "SET_FEATURES",
-		[VHOST_USER_SET_OWNER] = "SET_OWNER",
-		[VHOST_USER_SET_MEM_TABLE] = "SET_MEM_TABLE",
-		[VHOST_USER_SET_VRING_NUM] = "SET_VRING_NUM",
-		[VHOST_USER_SET_VRING_ADDR] = "SET_VRING_ADDR",
-		[VHOST_USER_SET_VRING_BASE] = "SET_VRING_BASE",
-		[VHOST_USER_GET_VRING_BASE] = "GET_VRING_BASE",
-		[VHOST_USER_SET_VRING_KICK] = "SET_VRING_KICK",
-		[VHOST_USER_SET_VRING_CALL] = "SET_VRING_CALL",
-		[VHOST_USER_GET_PROTOCOL_FEATURES] = "GET_PROTOCOL_FEATURES",
-		[VHOST_USER_SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES",
-		[VHOST_USER_GET_QUEUE_NUM] = "GET_QUEUE_NUM",
-		[VHOST_USER_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
-	};
-
-	return req < sizeof(names) / sizeof(names[0]) && names[req] ?
-	       names[req] : "request";
-}
-
+/* Send through vhostblkctl's own sender, so both ends share one wire codec. */
 static int vu_send(struct vu_frontend *f, struct vhost_user_msg *m,
 		   const int *fds, unsigned int nfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)] = { 0 };
-	struct iovec iov = { m, sizeof(m->hdr) + m->hdr.size };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *c;
-	ssize_t n;
+	int ret = vu_msg_send(f->sock, m->hdr.request, m->hdr.flags,
+			      &m->payload, m->hdr.size, fds, nfds);
 
-	if (nfds) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	do
-		n = sendmsg(f->sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)iov.iov_len)
-		return vu_fail(n < 0 ? -errno : -EIO, "sending %s: %s",
-			       vu_name(m->hdr.request),
-			       n < 0 ? strerror(errno) : "short write");
-	return 0;
+	return ret ? vu_fail(ret, "sending %s: %s",
+			     vu_request_name(m->hdr.request), strerror(-ret)) : 0;
 }
 
 static int vu_read_all(int fd, void *buf, size_t len)
@@ -103,15 +64,15 @@ static int vu_reply(struct vu_frontend *f, uint32_t req,
 	ret = vu_read_all(f->sock, &m->hdr, sizeof(m->hdr));
 	if (ret)
 		return vu_fail(ret, "reading the reply to %s: %s",
-			       vu_name(req), strerror(-ret));
+			       vu_request_name(req), strerror(-ret));
 	if (m->hdr.request != req || !(m->hdr.flags & VHOST_USER_REPLY) ||
 	    m->hdr.size != size)
 		return vu_fail(-EPROTO,
 			       "bad reply to %s: request %u flags %#x size %u (want size %u)",
-			       vu_name(req), m->hdr.request, m->hdr.flags,
+			       vu_request_name(req), m->hdr.request, m->hdr.flags,
 			       m->hdr.size, size);
 	ret = vu_read_all(f->sock, &m->payload, size);
-	return ret ? vu_fail(ret, "reading the reply to %s: %s", vu_name(req),
+	return ret ? vu_fail(ret, "reading the reply to %s: %s", vu_request_name(req),
 			     strerror(-ret)) : 0;
 }
 
@@ -144,7 +105,7 @@ static int vu_call(struct vu_frontend *f, struct vhost_user_msg *m,
 	if (ret)
 		return ret;
 	return m->payload.u64 ? vu_fail(-EIO, "back-end refused %s (ack %llu)",
-					vu_name(req),
+					vu_request_name(req),
 					(unsigned long long)m->payload.u64) : 0;
 }
 
