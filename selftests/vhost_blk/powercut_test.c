@@ -17,21 +17,26 @@
  * - a write is stable at its completion when the guest saw no write cache
  *   (writethrough, directsync: FUA or O_DSYNC).
  *
- * The log is then replayed, entry by entry, onto a fresh device with
- * lw_replay.c; at each mark every promised write must be there (its
- * generation or a later one in each sector), nothing may be garbage, and
+ * The log is then replayed, entry by entry, onto a copy of what the data
+ * device held when logging started, with lw_replay.c; at each mark every
+ * promised write must be there (its generation or a later one in each
+ * sector), nothing may be garbage (except a sector a write not yet promised
+ * was being copied into: through the page cache it may be torn), and
  * nothing may come from a write submitted after the mark.
  *
  * The test must be able to fail. In unsafe mode guest flushes complete
  * without reaching the device: there the same checker must find lost
- * writes, and the log must hold no flush. In none and writeback, checking
- * as if completion alone made a write stable must find writes missing:
- * the device under the backend really is a volatile cache, so a flush the
- * backend forgot would be caught.
+ * writes, and the log must hold no flush from the run. In none and
+ * writeback, checking as if completion alone made a write stable must find
+ * writes missing: the device under the backend really is a volatile cache,
+ * so a flush the backend forgot would be caught. In writethrough and
+ * directsync that check must find nothing missing.
  *
- * The data device is a brd ram disk (dm-log-writes' semantics give it the
- * volatile cache) or a null_blk with its own volatile cache; the log and the
- * replay device are null_blk. PC_SEED=N in the environment repeats a run.
+ * Backends: a brd ram disk (dm-log-writes' own semantics are the volatile
+ * cache), a null_blk with a volatile cache of its own, and a raw image file
+ * on ext4 on the ram disk (see "devices" below). The log is a null_blk, the
+ * replayed device another ram disk. PC_SEED=N in the environment repeats a
+ * run with another seed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,7 +131,7 @@ static int64_t pc_gen(const uint8_t *p, uint64_t sector)
 struct pc_mark {
 	uint32_t *durable;	/* per sector: the guest was told it is stable */
 	uint32_t *done;		/* per sector: completed to the guest */
-	uint32_t issued;	/* writes submitted before the mark */
+	uint32_t *submitted;	/* per sector: last write submitted */
 	bool after_flush;	/* a guest flush completed in this batch */
 };
 
@@ -143,6 +148,7 @@ struct pc_run {
 	uint64_t rnd;
 	uint32_t gen;		/* writes submitted */
 	uint32_t done[REGION], durable[REGION], flush_snap[REGION];
+	uint32_t submitted[REGION];
 	bool busy[REGION];
 	struct pc_slot slot[DEPTH + 1];
 	unsigned int inflight, flushes, flushes_done;
@@ -197,12 +203,13 @@ static int pc_mark(struct pc_run *r)
 	if (!m->durable) {
 		m->durable = malloc(sizeof(r->durable));
 		m->done = malloc(sizeof(r->done));
-		if (!m->durable || !m->done)
+		m->submitted = malloc(sizeof(r->submitted));
+		if (!m->durable || !m->done || !m->submitted)
 			return -ENOMEM;
 	}
 	memcpy(m->durable, r->durable, sizeof(r->durable));
 	memcpy(m->done, r->done, sizeof(r->done));
-	m->issued = r->gen;
+	memcpy(m->submitted, r->submitted, sizeof(r->submitted));
 	m->after_flush = r->batch_flush;
 	r->batch_flush = false;
 	r->nr_marks++;
@@ -257,6 +264,7 @@ static int pc_submit(struct vdrv *d, struct pc_run *r, bool flush)
 		sl->gen = ++r->gen;
 		for (i = 0; i < sl->nr; i++) {
 			r->busy[sl->sector + i] = true;
+			r->submitted[sl->sector + i] = sl->gen;
 			pc_fill(sl->r.data + i * 512, sl->sector + i, sl->gen);
 		}
 		sl->r.hdr->type = VIRTIO_BLK_T_OUT;
@@ -406,9 +414,16 @@ static void pc_check_mark(const struct pc_mark *m, unsigned int idx,
 		int64_t g = pc_gen(img + s * 512, s);
 		const char *why = NULL;
 
+		/*
+		 * Through the page cache a sector may be written back while
+		 * a newer write is copied into it: torn, which is allowed
+		 * while that write is not promised yet.
+		 */
+		if (g < 0 && m->submitted[s] > m->durable[s])
+			continue;
 		if (g < 0)
 			why = "garbage";
-		else if (g > m->issued)
+		else if (g > m->submitted[s])
 			why = "written after the mark";
 		else if (g < m->durable[s])
 			why = "lost";
@@ -421,7 +436,8 @@ static void pc_check_mark(const struct pc_mark *m, unsigned int idx,
 		if (st->violations + bad < 8)
 			ksft_print_msg("mark pc%u: sector %u %s: holds generation %lld, promised %u, completed %u, submitted %u\n",
 				       idx, s, why, (long long)g,
-				       m->durable[s], m->done[s], m->issued);
+				       m->durable[s], m->done[s],
+				       m->submitted[s]);
 		bad++;
 	}
 	st->violations += bad;
@@ -513,6 +529,7 @@ enum data_kind { DATA_BRD, DATA_NULLB_CACHE, DATA_EXT4 };
 FIXTURE(powercut) {
 	struct vdrv d;
 	bool open, mounted;
+	bool skip;		/* the 6.1 harness runs a test its setup skipped */
 	int fd;
 	char data[64], log[64], dm[64], replay[64];
 	uint64_t phys[REGION];
@@ -706,6 +723,7 @@ FIXTURE_SETUP(powercut)
 	self->run = NULL;
 	self->open = false;
 	self->mounted = false;
+	self->skip = true;
 	if (access("/sys/module/dm_log_writes", F_OK) &&
 	    vblk_sh("modprobe dm-log-writes 2>/dev/null"))
 		SKIP(return, "no dm-log-writes module (CONFIG_DM_LOG_WRITES)");
@@ -782,6 +800,7 @@ FIXTURE_SETUP(powercut)
 	ASSERT_NE(NULL, self->run);
 	self->run->ctl = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->run->ctl);
+	self->skip = false;
 }
 
 FIXTURE_TEARDOWN(powercut)
@@ -798,6 +817,7 @@ FIXTURE_TEARDOWN(powercut)
 		for (unsigned int i = 0; i < MAX_MARKS; i++) {
 			free(self->run->mark[i].durable);
 			free(self->run->mark[i].done);
+			free(self->run->mark[i].submitted);
 		}
 		if (self->run->ctl >= 0)
 			close(self->run->ctl);
@@ -817,6 +837,8 @@ TEST_F_TIMEOUT(powercut, replay, 500)
 	uint64_t flushes;
 	int log_fd, dev_fd;
 
+	if (self->skip)
+		SKIP(return, "no backend (see setup)");
 	r->mode = mode;
 	r->stable = mode == VHOST_BLK_CACHE_WRITETHROUGH ||
 		    mode == VHOST_BLK_CACHE_DIRECTSYNC;
