@@ -508,6 +508,8 @@ static int pc_replay(struct pc_run *r, int log_fd, int dev_fd,
 	lw_close(&l);
 	for (unsigned int i = 1; i <= NR_WRITES; i++)
 		st->writes_verified += verified[i];
+	/* The harness's child ends with _exit(): flush what was printed. */
+	fflush(stdout);
 	return ret;
 }
 
@@ -884,6 +886,7 @@ TEST_F_TIMEOUT(powercut, replay, 500)
 		       (unsigned long long)st.fua_entries, st.marks,
 		       st.flush_points, st.writes_verified, st.violations,
 		       st.unflushed, t1 - t0, t2 - t1);
+	fflush(stdout);
 
 	/* Every mark we set was found: the log is whole. */
 	ASSERT_TRUE(st.end);
