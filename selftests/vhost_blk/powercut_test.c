@@ -384,34 +384,58 @@ struct pc_stats {
 };
 
 /*
- * The workload's sectors where the replay device holds them: the same
- * offsets on a block device, the image's blocks (FIEMAP) on a filesystem.
- * Runs of contiguous sectors are read at once.
+ * The workload's sectors as the replayed device holds them: @phys says
+ * where (the same offsets on a block device, the image's blocks from FIEMAP
+ * on a filesystem), @gen what (pc_gen() of each). Sectors an applied entry
+ * wrote are read back at the next mark, runs of contiguous ones at once.
  */
-static int pc_read_region(int fd, const uint64_t *phys, uint8_t *img)
+struct pc_view {
+	const uint64_t *phys;
+	bool touched[REGION];
+	int64_t gen[REGION];
+};
+
+/* An entry wrote bytes [@from, @to) of the replayed device. */
+static void pc_touch(struct pc_view *v, uint64_t from, uint64_t to)
 {
-	uint32_t s = 0, run;
+	for (uint32_t s = 0; s < REGION; s++)
+		if (v->phys[s] < to && v->phys[s] + 512 > from)
+			v->touched[s] = true;
+}
+
+static int pc_refresh(struct pc_view *v, int fd)
+{
+	static uint8_t buf[REGION * 512];
+	uint32_t s = 0, run, i;
 
 	while (s < REGION) {
-		for (run = 1; s + run < REGION &&
-		     phys[s + run] == phys[s] + run * 512ULL; run++)
+		if (!v->touched[s]) {
+			s++;
+			continue;
+		}
+		for (run = 1; s + run < REGION && v->touched[s + run] &&
+		     v->phys[s + run] == v->phys[s] + run * 512ULL; run++)
 			;
-		if (pread(fd, img + s * 512ULL, run * 512ULL, phys[s]) !=
+		if (pread(fd, buf, run * 512ULL, v->phys[s]) !=
 		    (ssize_t)(run * 512ULL))
 			return -EIO;
+		for (i = 0; i < run; i++) {
+			v->gen[s + i] = pc_gen(buf + i * 512ULL, s + i);
+			v->touched[s + i] = false;
+		}
 		s += run;
 	}
 	return 0;
 }
 
 static void pc_check_mark(const struct pc_mark *m, unsigned int idx,
-			  const uint8_t *img, struct pc_stats *st,
+			  const int64_t *gen, struct pc_stats *st,
 			  bool *verified)
 {
 	unsigned int bad = 0;
 
 	for (uint32_t s = 0; s < REGION; s++) {
-		int64_t g = pc_gen(img + s * 512, s);
+		int64_t g = gen[s];
 		const char *why = NULL;
 
 		/*
@@ -447,9 +471,8 @@ static void pc_check_mark(const struct pc_mark *m, unsigned int idx,
 
 /* One mark: "pcstart" before the workload, "pcN" after each batch. */
 static int pc_on_mark(struct pc_run *r, const struct lw_entry *e, int dev_fd,
-		      const uint64_t *phys, struct pc_stats *st, bool *verified)
+		      struct pc_view *v, struct pc_stats *st, bool *verified)
 {
-	static uint8_t img[REGION * 512];
 	unsigned int idx;
 	char tail;
 	int ret;
@@ -469,10 +492,10 @@ static int pc_on_mark(struct pc_run *r, const struct lw_entry *e, int dev_fd,
 		st->violations++;
 		return 0;
 	}
-	ret = pc_read_region(dev_fd, phys, img);
+	ret = pc_refresh(v, dev_fd);
 	if (ret)
 		return ret;
-	pc_check_mark(&r->mark[idx], idx, img, st, verified);
+	pc_check_mark(&r->mark[idx], idx, v->gen, st, verified);
 	st->flush_at_last = st->flush_entries;
 	return 0;
 }
@@ -485,11 +508,14 @@ static int pc_replay(struct pc_run *r, int log_fd, int dev_fd,
 		     const uint64_t *phys, struct pc_stats *st)
 {
 	bool verified[NR_WRITES + 1] = { false };
+	static struct pc_view v;
 	struct lw_entry e;
 	struct lw_log l;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
+	v.phys = phys;
+	memset(v.touched, true, sizeof(v.touched));
 	ret = lw_open(&l, log_fd);
 	if (ret)
 		return ret;
@@ -498,10 +524,12 @@ static int pc_replay(struct pc_run *r, int log_fd, int dev_fd,
 		st->flush_entries += !!(e.flags & LW_FLUSH);
 		st->fua_entries += !!(e.flags & LW_FUA);
 		st->write_entries += e.nr && !(e.flags & LW_DISCARD);
-		if (e.flags & LW_MARK)
-			ret = pc_on_mark(r, &e, dev_fd, phys, st, verified);
-		else
+		if (e.flags & LW_MARK) {
+			ret = pc_on_mark(r, &e, dev_fd, &v, st, verified);
+		} else {
 			ret = lw_apply(&l, &e, dev_fd);
+			pc_touch(&v, e.sector * l.bs, (e.sector + e.nr) * l.bs);
+		}
 		if (ret)
 			break;
 	}
@@ -678,8 +706,9 @@ static int pc_make_ext4(const char *dev)
 	if (!access(EXT4_PRISTINE, R_OK))
 		return pc_copy_path(dev, EXT4_PRISTINE, DEV_MB << 20);
 	(void)!system("modprobe ext4 2>/dev/null");
-	if (vblk_sh("mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0,lazy_journal_init=0 %s >/dev/null 2>&1",
-		    dev))
+	/* DEV_MB, whatever size brd was loaded with: the table's size. */
+	if (vblk_sh("mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0,lazy_journal_init=0 %s %uM >/dev/null 2>&1",
+		    dev, DEV_MB))
 		return -ENOEXEC;
 	mkdir(EXT4_DIR, 0755);
 	if (mount(dev, EXT4_DIR, "ext4", 0, NULL))
