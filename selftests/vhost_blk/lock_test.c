@@ -253,10 +253,12 @@ TEST_F_TIMEOUT(lock, refuses_qemu_writer, 300)
 	for (i = 0; i < 2400 && byte_locked(self->disk, 101) != 1; i++)
 		usleep(50000);
 	ASSERT_EQ(1, byte_locked(self->disk, 101));
-	snprintf(cmd, sizeof(cmd), "%s serve --socket-path %s --disk", self->ctl,
-		 SOCK);
+	/* A serve that does not refuse would serve on: bound it. */
+	snprintf(cmd, sizeof(cmd), "timeout 60 %s serve --socket-path %s --disk",
+		 self->ctl, SOCK);
 	EXPECT_EQ(1, sh(cmd, self->disk));
-	snprintf(cmd, sizeof(cmd), "%s serve --socket-path %s --read-only --disk",
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 60 %s serve --socket-path %s --read-only --disk",
 		 self->ctl, SOCK);
 	EXPECT_EQ(1, sh(cmd, self->disk));
 	EXPECT_NE(0, access(SOCK, F_OK));
