@@ -143,7 +143,9 @@ rm -f "$OUT"/*.tap "$OUT"/*.rc "$OUT"/*.time "$OUT"/dmesg.log "$OUT"/console.log
 # ---- boot ----
 # printk.devkmsg=on: tests may log to /dev/kmsg and must not be rate limited.
 # log_buf_len: a long run must not push early warnings out of the buffer before dmesg is saved.
-APPEND="console=ttyS0 panic=-1 no_timer_check log_buf_len=16M printk.devkmsg=on vmrun.out=$OUT"
+# trace_event: block_bio_queue on from boot, before SMP: tests set its filter, never toggle it
+# (enabling a tracepoint at run time patches kernel text, which can stall a TCG vCPU).
+APPEND="console=ttyS0 panic=-1 no_timer_check log_buf_len=16M printk.devkmsg=on trace_event=block:block_bio_queue vmrun.out=$OUT"
 esc() { printf '%s' "${1//,/,,}"; } # qemu option values escape "," by doubling it
 
 # shellcheck disable=SC2054 # the commas are inside qemu option values
