@@ -665,11 +665,17 @@ static long qd_mixed(struct vdrv *d, unsigned int qd, double secs,
  * The issue's figure: a guest's requests at QD 64 for 5 s on a scsi_debug
  * disk with writeback throttling at its default latency target, against
  * the same with it off. Each command takes 3 ms, so reads always miss the
- * 2 ms target and wbt keeps background writes near one in flight (the
- * issue: 1279 requests against 20579 on 6.12). Reads are never throttled,
- * so the writes are counted. Sync writes are not throttled at all: half is
- * a wide margin. On and off alternate in halves of 2.5 s against drift in
- * the host's load.
+ * 2 ms target and wbt throttles background writes (the issue: 1279
+ * requests against 20579 on 6.12). Reads are never throttled, so the
+ * writes are counted. On and off alternate in halves of 2.5 s against
+ * drift in the host's load.
+ *
+ * Measured under TCG here, the unfixed module completed 1/1.8 to 1/2.8 of
+ * the writes with wbt on, while the fixed one, which wbt does not throttle
+ * at all, measured from 1.1x to 1/1.8 between runs: the figure is a
+ * diagnostic. The bound, a quarter, catches only a collapse like the
+ * issue's; writes_are_sync_not_writeback is the check that failed before
+ * the fix.
  */
 TEST_F_TIMEOUT(slow, wbt_on_completes_as_many_as_off, 120)
 {
@@ -708,7 +714,7 @@ TEST_F_TIMEOUT(slow, wbt_on_completes_as_many_as_off, 120)
 	ASSERT_EQ(0, vblk_write_str(attr, lat_s));
 	TH_LOG("%s (3 ms a command), 4 KiB guest requests at QD 64 for 5 s, 7 writes to a read: %ld writes (and %ld reads) with wbt on (wbt_lat_usec %ld), %ld writes (%ld reads) with it off",
 	       path, on, rd[0], lat, off, rd[1]);
-	EXPECT_LE(off, 2 * on);
+	EXPECT_LE(off, 4 * on);
 
 	vdrv_close(&d);
 	close(bdev);
