@@ -444,9 +444,28 @@ static int sdebug_load(const char *params, char *path, size_t pathlen)
 	return ret;
 }
 
+/*
+ * No command delay. scsi_debug refuses to change it (EBUSY) while commands
+ * are queued, so retry for up to 30 s: left at seconds a command, an
+ * unmount or a flush after the test would take minutes.
+ */
+static int sdebug_no_delay(void)
+{
+	int i, ret = -EBUSY;
+
+	for (i = 0; i < 300 && ret == -EBUSY; i++) {
+		ret = vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug",
+				      "delay", "0");
+		if (ret == -EBUSY)
+			usleep(100000);
+	}
+	return ret;
+}
+
 static void sdebug_unload(void)
 {
-	vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay", "0");
+	if (sdebug_no_delay())
+		fprintf(stderr, "# scsi_debug delay=0 failed\n");
 	if (system("rmmod scsi_debug 2>/dev/null"))
 		fprintf(stderr, "# rmmod scsi_debug failed\n");
 }
@@ -901,7 +920,7 @@ TEST_F_TIMEOUT(slow, header_ioprio_on_image_kiocbs, 180)
 	for (i = 0; i < 12; i++)
 		EXPECT_EQ(VIRTIO_BLK_S_OK, *r[i].status);
 
-	vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay", "0");
+	EXPECT_EQ(0, sdebug_no_delay());
 	vdrv_close(&d);
 	close(fd);
 	if (system("umount " IMG_MNT))
