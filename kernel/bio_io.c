@@ -183,6 +183,12 @@ static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio,
  */
 #define VHOST_BLK_WRITE_OPF	(REQ_OP_WRITE | REQ_SYNC | REQ_IDLE)
 
+/*
+ * Not charged to the owner's memcg, as the block layer's own direct I/O
+ * does not charge its bios: they live only while in flight, which the
+ * in-flight budget bounds, and a failed charge would send them to the
+ * bio_set's small reserve that every device shares.
+ */
 static struct bio *vhost_blk_bio_alloc(struct vhost_blk_req *req,
 				       struct block_device *bdev,
 				       unsigned short nr_vecs, blk_opf_t opf)

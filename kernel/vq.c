@@ -7,11 +7,36 @@
  */
 #include "vhost_blk.h"
 
+#include <linux/memcontrol.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/wait_bit.h>
 
 static void vhost_blk_complete_work_fn(struct vhost_work *work);
+
+/*
+ * What the worker allocates for a request (bounce pages, copies of its
+ * iovecs) is the owner's and charged to the owner's memory cgroup
+ * (__GFP_ACCOUNT). A kthread worker (6.1's, and 6.12's with
+ * inherit_owner=0) is charged nothing by __GFP_ACCOUNT alone: the memory
+ * controller bypasses kthreads unless a memcg is made active, as here.
+ * Returns the memcg to pass to vhost_blk_owner_memcg_end() with *@old.
+ */
+static struct mem_cgroup *vhost_blk_owner_memcg_begin(struct vhost_dev *dev,
+						      struct mem_cgroup **old)
+{
+	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(dev->mm);
+
+	*old = set_active_memcg(memcg);
+	return memcg;
+}
+
+static void vhost_blk_owner_memcg_end(struct mem_cgroup *memcg,
+				      struct mem_cgroup *old)
+{
+	set_active_memcg(old);
+	mem_cgroup_put(memcg);
+}
 
 void vhost_blk_vq_init(struct vhost_blk_vq *bvq)
 {
@@ -161,10 +186,14 @@ static void vhost_blk_complete_work_fn(struct vhost_work *work)
 						complete_work);
 	struct vhost_blk *blk = container_of(bvq->vq.dev, struct vhost_blk,
 					     dev);
+	struct mem_cgroup *memcg, *old;
 
+	/* Completing may submit again (a write-zeroes retry). */
+	memcg = vhost_blk_owner_memcg_begin(&blk->dev, &old);
 	mutex_lock(&bvq->vq.mutex);
 	vhost_blk_vq_complete_ended(blk, bvq, true);
 	mutex_unlock(&bvq->vq.mutex);
+	vhost_blk_owner_memcg_end(memcg, old);
 }
 
 /*
@@ -200,12 +229,14 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 						  poll.work);
 	struct vhost_blk_vq *bvq = container_of(vq, struct vhost_blk_vq, vq);
 	struct vhost_blk *blk = container_of(vq->dev, struct vhost_blk, dev);
+	struct mem_cgroup *memcg, *old;
 	struct vhost_blk_disk *disk;
 	struct blk_plug plug;
 	size_t bytes = 0;
 	ssize_t moved;
 	int reqs = 0;
 
+	memcg = vhost_blk_owner_memcg_begin(&blk->dev, &old);
 	mutex_lock(&vq->mutex);
 	disk = vhost_vq_get_backend(vq);
 	if (!disk || bvq->paused)
@@ -267,4 +298,5 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	blk_finish_plug(&plug);
 out:
 	mutex_unlock(&vq->mutex);
+	vhost_blk_owner_memcg_end(memcg, old);
 }

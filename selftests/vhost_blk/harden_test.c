@@ -18,7 +18,9 @@
 #include <sys/ioctl.h>
 #include <linux/fs.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 
@@ -442,9 +444,28 @@ static int sdebug_load(const char *params, char *path, size_t pathlen)
 	return ret;
 }
 
+/*
+ * No command delay. scsi_debug refuses to change it (EBUSY) while commands
+ * are queued, so retry for up to 30 s: left at seconds a command, an
+ * unmount or a flush after the test would take minutes.
+ */
+static int sdebug_no_delay(void)
+{
+	int i, ret = -EBUSY;
+
+	for (i = 0; i < 300 && ret == -EBUSY; i++) {
+		ret = vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug",
+				      "delay", "0");
+		if (ret == -EBUSY)
+			usleep(100000);
+	}
+	return ret;
+}
+
 static void sdebug_unload(void)
 {
-	vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug", "delay", "0");
+	if (sdebug_no_delay())
+		fprintf(stderr, "# scsi_debug delay=0 failed\n");
 	if (system("rmmod scsi_debug 2>/dev/null"))
 		fprintf(stderr, "# rmmod scsi_debug failed\n");
 }
@@ -464,7 +485,7 @@ static long read_long(const char *path)
 
 /* --- 3: guest writes are not background writeback --- */
 
-/* Bios by their exact RWBS, from block_bio_queue. */
+/* Bios by their exact RWBS, from block_bio_queue (vblk_trace_*). */
 struct rwbs_count {
 	int ws, w, fws, fw;
 };
@@ -508,34 +529,35 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
 	bdev = vblk_open_dev(path, O_RDWR);
 	ASSERT_LE(0, bdev);
 	ASSERT_EQ(0, fstat(bdev, &st));
-	ret = vblk_trace_begin(st.st_rdev);
-	if (ret == -ENOENT) {
-		close(bdev);
-		sdebug_unload();
-		SKIP(return, "no tracefs block_bio_queue event");
-	}
-	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
 	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
 	ASSERT_EQ(0, vdrv_attach(&d, bdev));
 
 	/* What the block layer sees of guest writes and flushes. */
-	ASSERT_LE(0, vblk_trace_take(count_rwbs, &c));
-	memset(&c, 0, sizeof(c));
-	for (i = 0; i < 8; i++) {
-		w[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, i * 128, 65536);
+	ret = vblk_trace_begin(st.st_rdev);
+	if (ret == -ENOENT) {
+		TH_LOG("no block_bio_queue event in tracefs: RWBS not checked; wbt_on_completes_as_many_as_off checks the effect");
+	} else {
+		ASSERT_EQ(0, ret);
+		ASSERT_LE(0, vblk_trace_take(count_rwbs, &c));
+		memset(&c, 0, sizeof(c));
+		for (i = 0; i < 8; i++) {
+			w[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_OUT, i * 128,
+					      65536);
+			ASSERT_EQ(VIRTIO_BLK_S_OK,
+				  vdrv_do(&d, &d.q[0], &w[i], 1, false, NULL));
+		}
+		w[8] = vdrv_req_alloc(&d, VIRTIO_BLK_T_FLUSH, 0, 0);
 		ASSERT_EQ(VIRTIO_BLK_S_OK,
-			  vdrv_do(&d, &d.q[0], &w[i], 1, false, NULL));
+			  vdrv_do(&d, &d.q[0], &w[8], 0, false, NULL));
+		ASSERT_LE(0, vblk_trace_take(count_rwbs, &c));
+		vblk_trace_end();
+		TH_LOG("block_bio_queue on %s: %d WS, %d plain W; flush: %d FWS, %d FW",
+		       path, c.ws, c.w, c.fws, c.fw);
+		EXPECT_LE(8, c.ws);
+		EXPECT_EQ(0, c.w);
+		EXPECT_EQ(0, c.fw);
 	}
-	w[8] = vdrv_req_alloc(&d, VIRTIO_BLK_T_FLUSH, 0, 0);
-	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &w[8], 0, false, NULL));
-	ASSERT_LE(0, vblk_trace_take(count_rwbs, &c));
-	vblk_trace_end();
-	TH_LOG("block_bio_queue on %s: %d WS, %d plain W; flush: %d FWS, %d FW",
-	       path, c.ws, c.w, c.fws, c.fw);
-	EXPECT_LE(8, c.ws);
-	EXPECT_EQ(0, c.w);
-	EXPECT_EQ(0, c.fw);
 
 	/*
 	 * A slow disk (100 jiffies a command). Two rounds of 16 writes let
@@ -572,9 +594,328 @@ TEST_F_TIMEOUT(slow, writes_are_sync_not_writeback, 200)
 }
 
 /*
+ * Guest requests of 4 KiB kept @qd deep on queue 0 for @secs, one in 8 a
+ * read (wbt scales its write depth down when reads wait, as a guest's
+ * reads do behind its writes): the number of writes completed (all must
+ * be OK; *@reads gets the reads), or -1 on a timeout or error.
+ */
+static long qd_mixed(struct vdrv *d, unsigned int qd, double secs,
+		     long *reads)
+{
+	struct vdrv_queue *q = &d->q[0];
+	int slot_of[256], i, h, busy = 0;
+	struct vreq w[64];
+	uint32_t head, len;
+	long done = 0;
+	double end;
+
+	if (qd > 64 || q->num > 256)
+		return -1;
+	for (i = 0; i < (int)qd; i++)
+		w[i] = vdrv_req_alloc(d, i % 8 ? VIRTIO_BLK_T_OUT :
+				      VIRTIO_BLK_T_IN, i * 8, 4096);
+	/* One indirect descriptor each: all @qd fit in the ring. */
+	for (i = 0; i < (int)qd; i++, busy++) {
+		h = vdrv_start(d, q, &w[i], 1, true);
+		if (h < 0)
+			return -1;
+		slot_of[h] = i;
+	}
+	vdrv_kick(q);
+	end = now_s() + secs;
+	while (busy) {
+		bool more = now_s() < end;
+
+		if (vdrv_get_used(d, q, &head, &len, 30000))
+			return -1;
+		/* Take every completion there is, then one kick for all. */
+		do {
+			busy--;
+			i = slot_of[head];
+			if (*w[i].status != VIRTIO_BLK_S_OK)
+				return -1;
+			if (!more)
+				continue;
+			if (i % 8)
+				done++;
+			else
+				(*reads)++;
+			h = vdrv_start(d, q, &w[i], 1, true);
+			if (h < 0)
+				return -1;
+			slot_of[h] = i;
+			busy++;
+		} while (!vdrv_reap(d, q, &head, &len));
+		if (more)
+			vdrv_kick(q);
+	}
+	return done;
+}
+
+/*
+ * The issue's figure: a guest's requests at QD 64 for 5 s on a scsi_debug
+ * disk with writeback throttling at its default latency target, against
+ * the same with it off. Each command takes 3 ms, so reads always miss the
+ * 2 ms target and wbt throttles background writes (the issue: 1279
+ * requests against 20579 on 6.12). Reads are never throttled, so the
+ * writes are counted. On and off alternate in halves of 2.5 s against
+ * drift in the host's load.
+ *
+ * Measured under TCG here, the unfixed module completed 1/1.8 to 1/2.8 of
+ * the writes with wbt on, while the fixed one, which wbt does not throttle
+ * at all, measured from 1.1x to 1/1.8 between runs: the figure is a
+ * diagnostic. The bound, a quarter, catches only a collapse like the
+ * issue's; writes_are_sync_not_writeback is the check that failed before
+ * the fix.
+ */
+TEST_F_TIMEOUT(slow, wbt_on_completes_as_many_as_off, 120)
+{
+	char path[64], attr[128], lat_s[32];
+	long lat, n, on = 0, off = 0, rd[2] = { 0, 0 };
+	struct vdrv d;
+	int bdev, ret, i;
+
+	ret = sdebug_load("dev_size_mb=64 ndelay=3000000", path, sizeof(path));
+	if (ret)
+		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
+	snprintf(attr, sizeof(attr), "/sys/block/%s/queue/wbt_lat_usec",
+		 path + 5);
+	lat = read_long(attr);
+	if (lat <= 0) {
+		sdebug_unload();
+		SKIP(return, "writeback throttling is off on %s (wbt_lat_usec %ld)",
+		     path, lat);
+	}
+	snprintf(lat_s, sizeof(lat_s), "%ld", lat);
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 128, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, vblk_write_str(attr, i % 2 ? "0" : lat_s));
+		n = qd_mixed(&d, 64, 2.5, &rd[i % 2]);
+		ASSERT_LT(0, n);
+		if (i % 2)
+			off += n;
+		else
+			on += n;
+	}
+	ASSERT_EQ(0, vblk_write_str(attr, lat_s));
+	TH_LOG("%s (3 ms a command), 4 KiB guest requests at QD 64 for 5 s, 7 writes to a read: %ld writes (and %ld reads) with wbt on (wbt_lat_usec %ld), %ld writes (%ld reads) with it off",
+	       path, on, rd[0], lat, off, rd[1]);
+	EXPECT_LE(off, 4 * on);
+
+	vdrv_close(&d);
+	close(bdev);
+	sdebug_unload();
+}
+
+/*
+ * The header's ioprio on the bios, seen by mq-deadline: its debugfs
+ * "queued" counts requests inserted and not yet completed per class (RT,
+ * BE, IDLE). Best-effort and idle pass; real-time, which a guest must not
+ * get, becomes no priority (the worker's: best-effort).
+ */
+#define DEBUGFS		"/sys/kernel/debug"
+#define PRIO(class, data)	(((class) << 13) | (data))
+
+static int dd_queued(const char *dev, unsigned int *rt, unsigned int *be,
+		     unsigned int *idle)
+{
+	char p[128], buf[64] = "";
+
+	snprintf(p, sizeof(p), DEBUGFS "/block/%s/sched/queued", dev);
+	if (vblk_read_str(p, buf, sizeof(buf)))
+		return -1;
+	return sscanf(buf, "%u %u %u", rt, be, idle) == 3 ? 0 : -1;
+}
+
+/*
+ * Poll the counters until @n requests are in (or 10 s): the sample with the
+ * most requests in it.
+ */
+static int dd_queued_all(const char *dev, unsigned int n, unsigned int *rt,
+			 unsigned int *be, unsigned int *idle)
+{
+	unsigned int r, b, i, best = 0;
+	double end = now_s() + 10;
+
+	*rt = *be = *idle = 0;
+	do {
+		usleep(20000);
+		if (dd_queued(dev, &r, &b, &i))
+			return -1;
+		if (r + b + i >= best) {
+			best = r + b + i;
+			*rt = r;
+			*be = b;
+			*idle = i;
+		}
+	} while (best < n && now_s() < end);
+	return 0;
+}
+
+TEST_F_TIMEOUT(slow, header_ioprio_on_bios, 120)
+{
+	static const uint32_t prio[3] = {
+		PRIO(3, 0),	/* idle */
+		PRIO(1, 0),	/* real-time: not for a guest */
+		PRIO(2, 7),	/* best-effort, lowest level */
+	};
+	unsigned int rt = 0, be = 0, idle = 0, i;
+	char path[64], attr[128];
+	uint32_t head, len;
+	struct vreq r[12];
+	struct vdrv d;
+	int bdev, ret;
+
+	ret = sdebug_load("dev_size_mb=16", path, sizeof(path));
+	if (ret)
+		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
+	snprintf(attr, sizeof(attr), "/sys/block/%s/queue", path + 5);
+	if (vblk_write_attr(attr, "scheduler", "mq-deadline")) {
+		sdebug_unload();
+		SKIP(return, "no mq-deadline scheduler for %s", path);
+	}
+	if (access(DEBUGFS "/block", F_OK))
+		system("mount -t debugfs none " DEBUGFS " 2>/dev/null");
+	if (dd_queued(path + 5, &rt, &be, &idle)) {
+		sdebug_unload();
+		SKIP(return, "no mq-deadline queued counters in debugfs (CONFIG_BLK_DEBUG_FS)");
+	}
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+
+	/* Each command takes 5 s (1250 jiffies at HZ=250): all 12 overlap. */
+	ASSERT_EQ(0, vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug",
+				     "delay", "1250"));
+	/* Not adjacent: requests of one priority must not merge. */
+	for (i = 0; i < 12; i++) {
+		r[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, i * 16, 4096);
+		r[i].hdr->ioprio = prio[i % 3];
+		ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r[i], 1, false));
+	}
+	vdrv_kick(&d.q[0]);
+	ASSERT_EQ(0, dd_queued_all(path + 5, 12, &rt, &be, &idle));
+	TH_LOG("mq-deadline on %s, 4 idle, 4 real-time, 4 best-effort guest reads in flight: queued RT %u, BE %u, IDLE %u",
+	       path, rt, be, idle);
+	EXPECT_EQ(0, rt);
+	EXPECT_EQ(8, be);
+	EXPECT_EQ(4, idle);
+	for (i = 0; i < 12; i++)
+		ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len, 60000));
+	for (i = 0; i < 12; i++)
+		EXPECT_EQ(VIRTIO_BLK_S_OK, *r[i].status);
+
+	vdrv_close(&d);
+	close(bdev);
+	sdebug_unload();
+}
+
+/*
+ * The same through a raw image in the direct cache mode: kiocbs with
+ * ki_ioprio on an ext4 file, whose direct I/O gives the bios the kiocb's
+ * priority. The buffered modes have no per-request priority to give (the
+ * page cache issues the I/O).
+ */
+#define IMG_MNT		"/tmp/vbh_ext4"
+
+TEST_F_TIMEOUT(slow, header_ioprio_on_image_kiocbs, 180)
+{
+	static const uint32_t prio[3] = { PRIO(3, 0), PRIO(1, 0), PRIO(2, 7) };
+	unsigned int rt = 0, be = 0, idle = 0, i;
+	char path[64], attr[128], cmd[512];
+	const char *img = IMG_MNT "/disk.img";
+	uint32_t head, len;
+	struct vreq r[12];
+	struct vdrv d;
+	int fd, ret;
+	uint8_t *buf;
+
+	ret = sdebug_load("dev_size_mb=64", path, sizeof(path));
+	if (ret)
+		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
+	snprintf(attr, sizeof(attr), "/sys/block/%s/queue", path + 5);
+	if (vblk_write_attr(attr, "scheduler", "mq-deadline")) {
+		sdebug_unload();
+		SKIP(return, "no mq-deadline scheduler for %s", path);
+	}
+	if (access(DEBUGFS "/block", F_OK))
+		system("mount -t debugfs none " DEBUGFS " 2>/dev/null");
+	if (dd_queued(path + 5, &rt, &be, &idle)) {
+		sdebug_unload();
+		SKIP(return, "no mq-deadline queued counters in debugfs (CONFIG_BLK_DEBUG_FS)");
+	}
+	/* Inode tables and journal written now: no lazy-init I/O below. */
+	snprintf(cmd, sizeof(cmd),
+		 "modprobe ext4 && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 %s && mkdir -p " IMG_MNT " && mount -t ext4 -o noatime,commit=600 %s " IMG_MNT,
+		 path, path);
+	if (system(cmd)) {
+		sdebug_unload();
+		SKIP(return, "no ext4 on %s (mkfs.ext4 and the ext4 module)", path);
+	}
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ASSERT_LE(0, fd);
+	buf = malloc(1 << 20);
+	ASSERT_NE(NULL, buf);
+	vblk_fill(buf, 1 << 20, 3);
+	/* Written, not preallocated: reads of unwritten extents do no I/O. */
+	ASSERT_EQ(1 << 20, write(fd, buf, 1 << 20));
+	ASSERT_EQ(0, fsync(fd));
+	free(buf);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, fd));
+
+	/*
+	 * Nothing of ext4's left to write (its metadata sits dirty in the
+	 * disk's page cache after the journal commit), so only the guest's
+	 * reads meet the 5 s commands and the delay can be reset after them.
+	 */
+	sync();
+	ASSERT_EQ(0, vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug",
+				     "delay", "1250"));
+	/* Not adjacent: requests of one priority must not merge. */
+	for (i = 0; i < 12; i++) {
+		r[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, i * 16, 4096);
+		r[i].hdr->ioprio = prio[i % 3];
+		ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r[i], 1, false));
+	}
+	vdrv_kick(&d.q[0]);
+	ASSERT_EQ(0, dd_queued_all(path + 5, 12, &rt, &be, &idle));
+	TH_LOG("mq-deadline on %s under an ext4 image, 4 idle, 4 real-time, 4 best-effort guest reads in flight: queued RT %u, BE %u, IDLE %u",
+	       path, rt, be, idle);
+	EXPECT_EQ(0, rt);
+	EXPECT_EQ(8, be);
+	EXPECT_EQ(4, idle);
+	for (i = 0; i < 12; i++)
+		ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len, 60000));
+	for (i = 0; i < 12; i++)
+		EXPECT_EQ(VIRTIO_BLK_S_OK, *r[i].status);
+
+	EXPECT_EQ(0, sdebug_no_delay());
+	vdrv_close(&d);
+	close(fd);
+	if (system("umount " IMG_MNT))
+		TH_LOG("umount " IMG_MNT " failed");
+	sdebug_unload();
+}
+
+/*
  * --- 5: alignment_offset of a misaligned stack ---
  * bdev_alignment_offset() is -1 for a stack whose legs disagree; the config
  * space's u8 field got that divided by the block size and truncated.
+ *
+ * Legs at offsets 0 and 1 sector of one 4 KiB-physical disk: 6.1 marks the
+ * stack misaligned (-1), 6.12 settles on the legs' common offset (3584,
+ * blk_validate_limits() clears the misaligned flag when the offset is not
+ * 0), so on 6.12 this checks that offset is reported and cannot see the
+ * truncation; the io_opt stack below is misaligned on both.
  */
 
 TEST_F_TIMEOUT(slow, misaligned_stack_alignment_offset_zero, 120)
@@ -624,6 +965,66 @@ TEST_F_TIMEOUT(slow, misaligned_stack_alignment_offset_zero, 120)
 	close(bdev);
 	if (system("DM_DISABLE_UDEV=1 dmsetup remove vbh_misaligned"))
 		TH_LOG("dmsetup remove vbh_misaligned failed");
+	sdebug_unload();
+}
+
+/*
+ * The misaligned case itself, on both kernels: a leg whose optimal I/O size
+ * (4.5 KiB, scsi_debug opt_blks=9 on 512-byte blocks) is not a multiple of
+ * another leg's physical block (null_blk, 4 KiB). Stacking marks the table
+ * misaligned with no common offset, so bdev_alignment_offset() is -1 on 6.1
+ * and 6.12 alike (6.12 keeps the flag when the offset it settles on is 0).
+ */
+TEST_F_TIMEOUT(slow, misaligned_io_opt_stack_alignment_offset_zero, 120)
+{
+	static const char *const attrs[] = {
+		"size", "16", "blocksize", "4096", "memory_backed", "1", NULL };
+	struct vhost_blk_config c = { .size = sizeof(c) };
+	struct virtio_blk_config *cfg = (void *)c.config;
+	char path[64], nb[64], cmd[512], attr[128];
+	const char *dm = "/dev/mapper/vbh_misaligned";
+	struct stat st;
+	struct vdrv d;
+	int bdev, ret;
+	long off;
+
+	ret = sdebug_load("dev_size_mb=16 opt_blks=9", path, sizeof(path));
+	if (ret)
+		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
+	ret = nullb_create("vbh_4k", attrs, nb, sizeof(nb));
+	if (ret) {
+		sdebug_unload();
+		SKIP(return, "no null_blk: %s", strerror(-ret));
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "modprobe dm-mod; DM_DISABLE_UDEV=1 dmsetup remove vbh_misaligned 2>/dev/null; printf '0 64 linear %s 0\\n64 64 linear %s 0\\n' | DM_DISABLE_UDEV=1 dmsetup create vbh_misaligned",
+		 path, nb);
+	if (system(cmd)) {
+		nullb_remove("vbh_4k");
+		sdebug_unload();
+		SKIP(return, "dmsetup create of a dm-linear table failed");
+	}
+	bdev = vblk_open_dev(dm, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, fstat(bdev, &st));
+	snprintf(attr, sizeof(attr), "/sys/dev/block/%u:%u/alignment_offset",
+		 major(st.st_rdev), minor(st.st_rdev));
+	off = read_long(attr);
+	TH_LOG("%s over %s (io_opt 4608) and %s (4 KiB): sysfs alignment_offset %ld",
+	       dm, path, nb, off);
+	/* The case under test: the block layer reports the stack misaligned. */
+	ASSERT_EQ(-1, off);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	ASSERT_EQ(0, ioctl(d.fd, VHOST_BLK_GET_CONFIG, &c));
+	TH_LOG("config alignment_offset %u", cfg->alignment_offset);
+	EXPECT_EQ(0, cfg->alignment_offset);
+	vdrv_close(&d);
+	close(bdev);
+	if (system("DM_DISABLE_UDEV=1 dmsetup remove vbh_misaligned"))
+		TH_LOG("dmsetup remove vbh_misaligned failed");
+	nullb_remove("vbh_4k");
 	sdebug_unload();
 }
 
@@ -924,8 +1325,17 @@ TEST_F_TIMEOUT(slow, read_storm_pins_within_budget, 200)
 	pthread_join(thr, NULL);
 	TH_LOG("%u reads of 4 MiB into one buffer: at most %ld pages pinned (bound %ld)",
 	       STORM_REQS, smp.max, bound);
+	/*
+	 * 6.1's bios hold plain page references (FOLL_GET), which nothing
+	 * in userspace counts: /proc/kpagecount is the map count, vmstat
+	 * counts FOLL_PIN only. The one visible effect, a write fault after
+	 * fork() copying a page with an extra reference (a PFN change in
+	 * /proc/self/pagemap), is one bit a page, destroys what it probes
+	 * and takes longer under TCG than the release the bug delayed, so
+	 * it cannot show a budget being exceeded.
+	 */
 	if (!smp.max)
-		SKIP(goto out, "this kernel takes page references, not FOLL_PIN pins, for bios");
+		SKIP(goto out, "bios take page references (FOLL_GET), not FOLL_PIN pins, on this kernel: no userspace counter of held references to bound");
 	EXPECT_GE(bound, smp.max);
 out:
 	vdrv_close(&d);
@@ -979,6 +1389,196 @@ TEST_F_TIMEOUT(slow, unaligned_8m_bounced_in_windows, 120)
 	vdrv_close(&d);
 	close(bdev);
 	nullb_remove("vbh_big");
+}
+
+/*
+ * --- 9: what the device allocates for its owner is charged to the owner's
+ * memory cgroup ---
+ * The test (the owner) moves into a cgroup of its own; memory.current then
+ * grows by what attaching big rings and bouncing requests allocate. Without
+ * __GFP_ACCOUNT, or on a kthread worker without the owner's memcg made
+ * active (6.1), the growth is near zero.
+ */
+
+#define CG_ROOT		"/sys/fs/cgroup"
+#define CG_DIR		CG_ROOT "/vbh_acct"
+#define CGROUP2_MAGIC	0x63677270
+
+/* Move the caller into a new cgroup with the memory controller: 0 or -errno. */
+static int cg_enter(void)
+{
+	char buf[256] = "", pid[16];
+	struct statfs sfs;
+	int ret;
+
+	if (statfs(CG_ROOT, &sfs) || sfs.f_type != CGROUP2_MAGIC) {
+		mkdir(CG_ROOT, 0755);
+		if (mount("none", CG_ROOT, "cgroup2", 0, NULL))
+			return -errno;
+	}
+	ret = vblk_read_str(CG_ROOT "/cgroup.controllers", buf, sizeof(buf));
+	if (ret)
+		return ret;
+	if (!strstr(buf, "memory"))
+		return -EOPNOTSUPP;
+	ret = vblk_write_attr(CG_ROOT, "cgroup.subtree_control", "+memory");
+	if (ret)
+		return ret;
+	rmdir(CG_DIR);
+	if (mkdir(CG_DIR, 0755))
+		return -errno;
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	return vblk_write_attr(CG_DIR, "cgroup.procs", pid);
+}
+
+static void cg_leave(void)
+{
+	char pid[16];
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	vblk_write_attr(CG_ROOT, "cgroup.procs", pid);
+	/* Charges left (freed later) do not keep rmdir from working. */
+	if (rmdir(CG_DIR))
+		fprintf(stderr, "# rmdir %s: %s\n", CG_DIR, strerror(errno));
+}
+
+static long cg_current(void)
+{
+	return read_long(CG_DIR "/memory.current");
+}
+
+/* memory.stat's @key (kernel, vmalloc...), or -1 without it. */
+static long cg_stat(const char *key)
+{
+	size_t n = strlen(key);
+	char line[128];
+	long v = -1;
+	FILE *f = fopen(CG_DIR "/memory.stat", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ' ') {
+			v = strtol(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+#define ACCT_QUEUES	2
+#define ACCT_NUM	32768
+/*
+ * A request table entry is a struct vhost_blk_req (a kiocb, a work item,
+ * list links: well over 128 bytes) plus an 8-byte used element.
+ */
+#define ACCT_MIN_ENTRY	(128 + 8)
+
+TEST_F_TIMEOUT(slow, request_tables_charged_to_owner_memcg, 120)
+{
+	static const char *const attrs[] = {
+		"size", "64", "blocksize", "512", "memory_backed", "0", NULL };
+	long before, after, kbefore, kafter, want;
+	char path[64];
+	struct vdrv d;
+	int bdev, ret;
+
+	ret = nullb_create("vbh_acct", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no null_blk: %s", strerror(-ret));
+	ret = cg_enter();
+	if (ret) {
+		nullb_remove("vbh_acct");
+		SKIP(return, "no cgroup v2 memory controller: %s",
+		     strerror(-ret));
+	}
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, 16 << 20));
+	memset(d.mem, 0, d.mem_size);	/* charged now, not below */
+	ASSERT_EQ(0, vdrv_setup(&d, ACCT_QUEUES, ACCT_NUM, VHOST_BLK_FEATURES));
+
+	before = cg_current();
+	kbefore = cg_stat("kernel");
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	after = cg_current();
+	kafter = cg_stat("kernel");
+	want = (long)ACCT_QUEUES * ACCT_NUM * ACCT_MIN_ENTRY;
+	TH_LOG("attach of %d queues x %d entries: memory.current +%ld KiB (kernel +%ld KiB), %ld bytes an entry; at least %ld KiB expected",
+	       ACCT_QUEUES, ACCT_NUM, (after - before) >> 10,
+	       (kafter - kbefore) >> 10,
+	       (after - before) / (ACCT_QUEUES * ACCT_NUM), want >> 10);
+	EXPECT_LE(want, after - before);
+
+	vdrv_close(&d);
+	close(bdev);
+	cg_leave();
+	nullb_remove("vbh_acct");
+}
+
+#define ACCT_BOUNCED	16
+#define ACCT_BOUNCE_LEN	(256 << 10)
+
+TEST_F_TIMEOUT(slow, bounce_pages_charged_to_owner_memcg, 120)
+{
+	static const char *const attrs[] = {
+		"size", "64", "blocksize", "512", "memory_backed", "0",
+		"irqmode", "2", "completion_nsec", "3000000000", NULL };
+	/* 16 x 64 pages: the queue's whole bounce budget, 4 MiB. */
+	const long pages = ACCT_BOUNCED * (ACCT_BOUNCE_LEN / 4096);
+	struct vreq r[ACCT_BOUNCED];
+	long before, during, want;
+	uint32_t head, len;
+	char path[64];
+	struct vdrv d;
+	uint8_t *buf;
+	int bdev, ret, i;
+
+	ret = nullb_create("vbh_acct", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no slow null_blk: %s", strerror(-ret));
+	ret = cg_enter();
+	if (ret) {
+		nullb_remove("vbh_acct");
+		SKIP(return, "no cgroup v2 memory controller: %s",
+		     strerror(-ret));
+	}
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, 16 << 20));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	buf = vdrv_alloc(&d, ACCT_BOUNCED * (ACCT_BOUNCE_LEN + 4096), 4096);
+	for (i = 0; i < ACCT_BOUNCED; i++) {
+		/* At +2: not aligned for the device, so bounced. */
+		r[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 0);
+		r[i].data = buf + i * (ACCT_BOUNCE_LEN + 4096) + 2;
+		r[i].len = ACCT_BOUNCE_LEN;
+	}
+	memset(d.mem, 0, d.mem_size);	/* charged now, not below */
+
+	before = cg_current();
+	for (i = 0; i < ACCT_BOUNCED; i++)
+		ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r[i], 1, false));
+	vdrv_kick(&d.q[0]);
+	/* Completions come 3 s after submission: sample well before. */
+	usleep(1000 * 1000);
+	during = cg_current();
+	want = pages * 4096 * 9 / 10;
+	TH_LOG("%d bounced reads of %d KiB in flight: memory.current +%ld KiB; at least %ld KiB expected",
+	       ACCT_BOUNCED, ACCT_BOUNCE_LEN >> 10, (during - before) >> 10,
+	       want >> 10);
+	for (i = 0; i < ACCT_BOUNCED; i++) {
+		ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len, 30000));
+	}
+	for (i = 0; i < ACCT_BOUNCED; i++)
+		EXPECT_EQ(VIRTIO_BLK_S_OK, *r[i].status);
+	EXPECT_LE(want, during - before);
+
+	vdrv_close(&d);
+	close(bdev);
+	cg_leave();
+	nullb_remove("vbh_acct");
 }
 
 TEST_HARNESS_MAIN
