@@ -364,7 +364,16 @@ long vhost_blk_set_backend(struct vhost_blk *blk, int fd, u32 cache_mode)
 		return 0;
 
 	blk->disk = disk;
-	WRITE_ONCE(blk->wce, vhost_blk_cache_default_wce(cache_mode));
+	/*
+	 * Keep the guest's write-cache choice across a re-attach in the same
+	 * mode (a VMM detaches around SET_FEATURES and memory changes): were it
+	 * reset here, requests fetched before the VMM restored it would run
+	 * with the wrong one. A new mode starts from its own default.
+	 */
+	if (cache_mode != blk->wce_mode) {
+		blk->wce_mode = cache_mode;
+		WRITE_ONCE(blk->wce, vhost_blk_cache_default_wce(cache_mode));
+	}
 	atomic64_set(&blk->write_gen, 0);
 	atomic64_set(&blk->flushed_gen, 0);
 	ret = vhost_blk_start(blk, disk);

@@ -51,7 +51,8 @@ static int vhost_blk_open(struct inode *inode, struct file *f)
 		vhost_blk_vq_init(&blk->vqs[i]);
 	}
 	blk->num_queues = 1;
-	blk->wce = vhost_blk_cache_default_wce(VHOST_BLK_CACHE_NONE);
+	blk->wce_mode = VHOST_BLK_CACHE_NONE;
+	blk->wce = vhost_blk_cache_default_wce(blk->wce_mode);
 	spin_lock_init(&blk->serial_lock);
 
 	vhost_dev_init(&blk->dev, vqs, VHOST_BLK_MAX_QUEUES, UIO_MAXIOV,

@@ -288,6 +288,7 @@ struct vhost_blk {
 	spinlock_t serial_lock;		/* guards @serial */
 	u8 serial[VIRTIO_BLK_ID_BYTES];
 	u8 wce;				/* guest's write cache; READ_ONCE */
+	u32 wce_mode;			/* cache mode @wce belongs to */
 	/*
 	 * Writes sent without FUA, and how many of them the last completed
 	 * flush covers (cache.c); reset at attach.

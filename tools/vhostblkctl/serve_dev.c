@@ -236,7 +236,10 @@ static int serve_vqs_start(struct serve_conn *c)
 	int ret;
 
 	ret = c->ops->ioctl(c->vfd, VHOST_BLK_SET_BACKEND, &be);
-	/* Attaching resets the write cache: keep what the guest chose. */
+	/*
+	 * The module keeps the write cache across attaches in one mode; set
+	 * it anyway so a daemon and a module of different versions agree.
+	 */
 	if (!ret && c->wce_set)
 		ret = serve_set_wce(c);
 	for (i = 0; i < VHOST_BLK_MAX_QUEUES; i++)

@@ -167,8 +167,10 @@ struct vhost_blk_backend {
  * punches holes.
  *
  * @cache_mode selects the cache mode (see "Cache modes"); it is changed by
- * attaching again (a swap), for instance while the device is stopped. Each
- * attach sets the write cache shown to the guest to the mode's default.
+ * attaching again (a swap), for instance while the device is stopped. An
+ * attach in a mode other than the previous one sets the write cache shown
+ * to the guest to the new mode's default; one in the same mode (also after
+ * a detach) keeps what the guest chose.
  *
  * Rings that are set up (VHOST_SET_VRING_ADDR) and below num_queues start
  * processing; a ring set up later starts at the next VHOST_BLK_SET_BACKEND.
@@ -245,9 +247,10 @@ struct vhost_blk_config {
  * @__reserved: must be zero
  * @wce: the guest's write cache, the config space's ``writeback`` byte:
  *	1 (writeback) or 0 (writethrough). A VMM passes on what the guest
- *	writes there (vhost-user SET_CONFIG). VHOST_BLK_SET_BACKEND resets it
- *	to the cache mode's default (1 for none, writeback and unsafe, 0 for
- *	writethrough and directsync)
+ *	writes there (vhost-user SET_CONFIG). VHOST_BLK_SET_BACKEND in a new
+ *	cache mode resets it to that mode's default (1 for none, writeback
+ *	and unsafe, 0 for writethrough and directsync); in the same mode it
+ *	is kept
  * @__reserved2: must be zero
  */
 struct vhost_blk_params {
