@@ -8,6 +8,9 @@ usage() {
 	cat >&2 <<'EOF'
 usage: selftests/vm/vmrun.sh --kver KVER --out DIR [--module PATH.ko] [--load "brd null_blk ..."]
                              [--timeout SEC] [--mem MB] [--smp N] [--accel tcg|kvm] -- TEST...
+       selftests/vm/vmrun.sh --kdir DIR ...   instead of --kver: boot a kernel of one's own,
+                             DIR as scripts/debug-kernel.sh leaves it (bzImage, kernel.release,
+                             modules/lib/modules/RELEASE, which the guest sees as /lib/modules)
 EOF
 	exit 2
 }
@@ -21,13 +24,14 @@ SELF_DIR=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(cd "$SELF_DIR/../.." && pwd -P)
 . "$SELF_DIR/initramfs-lib.sh"
 
-KVER='' OUT='' MODULE='' LOAD='' TIMEOUT=1200 MEM=2048 SMP=2 ACCEL=tcg
+KVER='' KDIR='' OUT='' MODULE='' LOAD='' TIMEOUT=1200 MEM=2048 SMP=2 ACCEL=tcg
 while [ $# -gt 0 ]; do
 	case $1 in
-	--kver | --out | --module | --load | --timeout | --mem | --smp | --accel)
+	--kver | --kdir | --out | --module | --load | --timeout | --mem | --smp | --accel)
 		[ $# -ge 2 ] || usage
 		case $1 in
 		--kver) KVER=$2 ;;
+		--kdir) KDIR=$2 ;;
 		--out) OUT=$2 ;;
 		--module) MODULE=$2 ;;
 		--load) LOAD=$2 ;;
@@ -43,6 +47,11 @@ while [ $# -gt 0 ]; do
 	*) echo "vmrun: unknown argument: $1" >&2; usage ;;
 	esac
 done
+if [ -n "$KDIR" ]; then
+	[ -z "$KVER" ] || die "--kver and --kdir exclude each other"
+	KDIR=$(cd "$KDIR" 2>/dev/null && pwd -P) || die "no kernel dir $KDIR"
+	KVER=$(cat "$KDIR/kernel.release" 2>/dev/null) || die "no $KDIR/kernel.release: not a scripts/debug-kernel.sh dir"
+fi
 [ -n "$KVER" ] && [ -n "$OUT" ] || usage
 [ $# -gt 0 ] || die "no tests given"
 for n in "$TIMEOUT" "$MEM" "$SMP"; do
@@ -55,8 +64,16 @@ kvm) CPU=host ;;
 esac
 
 KERNEL=/boot/vmlinuz-$KVER
+MODROOT=/lib/modules
+if [ -n "$KDIR" ]; then
+	KERNEL=$KDIR/bzImage
+	MODROOT=$KDIR/modules/lib/modules
+	case $MODROOT in *[[:space:]]*) die "the kernel dir path must not contain whitespace: $KDIR" ;; esac
+	# initramfs_module_list resolves the boot modules there, not in the host's /lib/modules.
+	export INITRAMFS_MODPROBE_DIR=$KDIR/modules
+fi
 [ -r "$KERNEL" ] || die "no kernel $KERNEL"
-[ -d "/lib/modules/$KVER" ] || die "no modules in /lib/modules/$KVER"
+[ -d "$MODROOT/$KVER" ] || die "no modules in $MODROOT/$KVER"
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd -P)
@@ -94,7 +111,7 @@ build_initramfs() {
 	# Everything that ends up in the image, by content: rebuilding only costs a few seconds,
 	# but a stale image would silently test the wrong thing.
 	want=$(
-		echo "layout 1 $KVER $BOOT_MODULES"
+		echo "layout 1 $KVER $BOOT_MODULES $KDIR"
 		# shellcheck disable=SC2086
 		sha256sum /bin/busybox "$SELF_DIR/init" "$SELF_DIR/initramfs-lib.sh" $mods
 	)
@@ -144,6 +161,7 @@ rm -f "$OUT"/*.tap "$OUT"/*.rc "$OUT"/*.time "$OUT"/dmesg.log "$OUT"/console.log
 # printk.devkmsg=on: tests may log to /dev/kmsg and must not be rate limited.
 # log_buf_len: a long run must not push early warnings out of the buffer before dmesg is saved.
 APPEND="console=ttyS0 panic=-1 no_timer_check log_buf_len=16M printk.devkmsg=on vmrun.out=$OUT"
+[ -z "$KDIR" ] || APPEND="$APPEND vmrun.modules=$MODROOT"
 esc() { printf '%s' "${1//,/,,}"; } # qemu option values escape "," by doubling it
 
 # shellcheck disable=SC2054 # the commas are inside qemu option values
