@@ -76,7 +76,7 @@ check: all
 check-e2e: all
 	@E2E=all $(TOP)/scripts/run-tests.sh $(KVERS)
 
-# The debug-kernel lane (Documentation/vhost-blk.rst, "The debug kernel"):
+# The debug-kernel lane (README, "The debug-kernel lane"):
 # builds the kernel once (cached in build/debug-kernel/), then the module
 # and selftests against it, and runs them on it.
 check-debug: nlgen tools | $(BUILD)

@@ -16,6 +16,9 @@
 #   obj/             the build tree (KDIR for out-of-tree modules)
 #   modules/         modules_install output: lib/modules/<release>/
 #   build.log        the compiler output, build.time the wall time in seconds
+# An interrupted build resumes where it stopped; a new key's build starts
+# from the newest tree of the same source (moved, not copied): kbuild then
+# recompiles only what the configuration change touches.
 #
 # usage: scripts/debug-kernel.sh [--print-dir] [SOURCE_TARBALL]
 #   --print-dir   print the cache directory and exit 0 when it is built,
@@ -76,8 +79,26 @@ if [ ! -f "$src/.extracted" ]; then
 	touch "$src/.extracted"
 fi
 
-rm -rf "$dir"
+seed=
+if [ -d "$dir/obj" ]; then
+	echo "debug-kernel: resuming the interrupted build in $dir"
+else
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for old in "$base"/*/obj; do
+		if [ "$(cat "${old%/obj}/source" 2>/dev/null)" = "$srcver" ] &&
+			{ [ -z "$seed" ] || [ "$old" -nt "$seed" ]; }; then
+			seed=$old
+		fi
+	done
+fi
+if [ -n "$seed" ]; then
+	echo "debug-kernel: starting from the tree in ${seed%/obj}"
+	mv "$seed" "$dir/obj"
+	rm -rf "${seed%/obj}"
+fi
 mkdir -p "$dir/obj"
+echo "$srcver" >"$dir/source"
 obj=$dir/obj
 kmake() { nice -n "$nice" make -C "$src" O="$obj" "$@"; }
 
@@ -87,7 +108,7 @@ KCONFIG_ALLCONFIG=$dir/fragments.config kmake -s allnoconfig >/dev/null
 # silently dropped CONFIG_KASAN would make the whole lane meaningless.
 missing=$(
 	sed -nE 's/^(CONFIG_[A-Z0-9_]+)=(.*)$/\1=\2/p; s/^# (CONFIG_[A-Z0-9_]+) is not set$/\1=n/p' \
-		"$dir/fragments.config" | while IFS== read -r sym val; do
+		"$dir/fragments.config" | while IFS='=' read -r sym val; do
 		case $val in
 		n) grep -qx "$sym=.*" "$obj/.config" && echo "$sym=n (is $(grep "^$sym=" "$obj/.config"))" ;;
 		*) grep -qxF "$sym=$val" "$obj/.config" ||
@@ -107,5 +128,11 @@ kmake -s INSTALL_MOD_PATH="$dir/modules" modules_install >>"$dir/build.log" 2>&1
 echo $(($(date +%s) - t0)) >"$dir/build.time"
 cp "$obj/arch/x86/boot/bzImage" "$dir/bzImage"
 kmake -s kernelrelease >"$dir/kernel.release"
+# For scripts/kernel-prep.sh: the Debian version of the source (vhost.h's origin).
+if [ -n "$pkg" ]; then
+	dpkg-query -W -f='${Version}' "$pkg" >"$obj/vblk-source-version"
+else
+	echo "$srcver" >"$obj/vblk-source-version"
+fi
 touch "$dir/.done"
 echo "debug-kernel: built $(cat "$dir/kernel.release") in $(cat "$dir/build.time")s: $dir"
