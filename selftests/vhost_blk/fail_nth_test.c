@@ -242,7 +242,7 @@ static enum step prefix_end(enum step s)
 /* A fresh guest: memory cleared, rings and eventfds ready, no device. */
 static int fresh(struct ctx *c)
 {
-	memset(c->d.mem, 0, c->d.mem_size);
+	memset(c->d.mem, 0, c->d.mem_used);
 	c->d.mem_used = 0;
 	c->d.fd = -1;
 	return vdrv_queue_init(&c->d, 0, RING);
@@ -573,12 +573,12 @@ RQ_TEST(rq_bounced_write, R_BWRITE)
 
 /*
  * fail_make_request on the backing disk under load: 400 requests of 4 KiB
- * (one bio each), 32 in flight, with up to 40 bios failed at random. Every
+ * (one bio each), 16 in flight (3 descriptors each in a ring of 64), with up to 40 bios failed at random. Every
  * injected failure is one IOERR the guest sees, every other request is OK.
  */
 TEST_F_TIMEOUT(fi, fail_make_request_under_load, 600)
 {
-	enum { TOTAL = 400, DEPTH = 32, TIMES = 40 };
+	enum { TOTAL = 400, DEPTH = 16, TIMES = 40 };
 	struct ctx *c = &self->c;
 	struct vdrv *d = &c->d;
 	struct vdrv_queue *q = &d->q[0];
@@ -601,7 +601,8 @@ TEST_F_TIMEOUT(fi, fail_make_request_under_load, 600)
 		SKIP(return, "no %s (CONFIG_FAIL_MAKE_REQUEST)", disk_mif);
 	ASSERT_EQ(0, vblk_write_str(FI "fail_make_request/interval", "1"));
 	ASSERT_EQ(0, vblk_write_str(FI "fail_make_request/probability", "10"));
-	ASSERT_EQ(0, vblk_write_str(FI "fail_make_request/times", "40"));
+	snprintf(left, sizeof(left), "%d", TIMES);
+	ASSERT_EQ(0, vblk_write_str(FI "fail_make_request/times", left));
 	ASSERT_EQ(0, vblk_write_str(disk_mif, "1"));
 
 	for (i = 0; i < RING; i++)
