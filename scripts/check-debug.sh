@@ -18,6 +18,9 @@ rel=$(cat "$dir/kernel.release") || exit 2
 b=$top/build/$rel
 out=$b/results
 rm -rf "$out"
+# Each test's timeout (kselftest settings beside the binaries): the stock
+# lane's 600 s is too short for a KASAN kernel under TCG.
+echo "timeout=${VBLK_DEBUG_TEST_TIMEOUT:-3000}" >"$b/selftests/vhost_blk/settings"
 t0=$(date +%s)
 # KASAN under TCG: several times slower than the stock kernels' run.
 "$top/selftests/vm/vmrun.sh" --kdir "$dir" --out "$out" --timeout "${VBLK_DEBUG_TIMEOUT:-7200}" \
