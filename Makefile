@@ -8,6 +8,7 @@
 #   make KVER=<release>      only for one installed kernel
 #   make check               the test suite in a VM on every target kernel
 #   make check-e2e           check plus every end-to-end test (more nested guests)
+#   make check-debug         the tests on a KASAN/lockdep/kmemleak kernel, fail-nth sweep
 #   make soak                the long lane: big seeded soak and fuzzer
 #   make bench               benchmark in a VM, both levels (Documentation/bench.rst)
 #   make run                 the main job: build, boot, load, show it working
@@ -35,11 +36,11 @@ CFLAGS_USER := -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread
 # the tools: NLGEN/uapi/linux/vhost_blk_nl.h and NLGEN/vhost-blk-nl.h.
 NLGEN := $(BUILD)/nl
 
-.PHONY: all nlgen module selftests tools e2e check check-e2e soak bench run checkpatch sparse w1 clean help
+.PHONY: all nlgen module selftests tools e2e check check-e2e check-debug soak bench run checkpatch sparse w1 clean help
 all: module selftests tools e2e
 
 help:
-	@sed -n '3,16p' $(TOP)/Makefile
+	@sed -n '3,17p' $(TOP)/Makefile
 
 nlgen: | $(BUILD)
 	@$(TOP)/scripts/ynl-gen.sh $(NLGEN)
@@ -74,6 +75,17 @@ check: all
 # flakes (README).
 check-e2e: all
 	@E2E=all $(TOP)/scripts/run-tests.sh $(KVERS)
+
+# The debug-kernel lane (README, "The debug-kernel lane"):
+# builds the kernel once (cached in build/debug-kernel/), then the module
+# and selftests against it, and runs them on it.
+check-debug: nlgen tools | $(BUILD)
+	@$(TOP)/scripts/debug-kernel.sh
+	@set -e; d=$$($(TOP)/scripts/debug-kernel.sh --print-dir); \
+	for t in module selftests; do $(MAKE) -s --no-print-directory -f $(TOP)/mk/kernel.mk \
+		TOP=$(TOP) KVER=$$(cat $$d/kernel.release) KDIR=$$d/obj LINUX_SOURCE=$(LINUX_SOURCE) \
+		NLGEN=$(NLGEN) CFLAGS_USER="$(CFLAGS_USER)" $$t; done; \
+	$(TOP)/scripts/check-debug.sh $$d
 
 # The long lane: a 300,000-request soak and 100,000-chain fuzzer (~15 min).
 soak: all

@@ -2,14 +2,16 @@
 # Build for one kernel (KVER), called by the top-level Makefile.
 
 B := $(TOP)/build/$(KVER)
-KBUILD := /lib/modules/$(KVER)/build
+# KDIR: a kernel build tree of one's own (scripts/debug-kernel.sh's).
+KDIR ?= /lib/modules/$(KVER)/build
+KBUILD := $(KDIR)
 KMAKE = $(MAKE) -C $(KBUILD) M=$(B)/kernel VHOST_BLK_TOP=$(TOP) \
 	VHOST_SRC=$(B)/src/drivers/vhost CONFTEST=$(B)/conftest NLGEN=$(NLGEN)
 
 .PHONY: prep module selftests checkpatch sparse w1 link
 
 prep:
-	@$(TOP)/scripts/kernel-prep.sh $(KVER) $(B) $(LINUX_SOURCE)
+	@KDIR=$(KDIR) $(TOP)/scripts/kernel-prep.sh $(KVER) $(B) $(LINUX_SOURCE)
 
 # kbuild writes next to its sources: build from links in build/<kver>/kernel.
 link: prep

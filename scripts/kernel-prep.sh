@@ -15,6 +15,9 @@
 #
 # usage: scripts/kernel-prep.sh KVER BUILD_DIR [LINUX_SOURCE_TARBALL]
 # Prints nothing but errors and one progress line per step; idempotent.
+# KDIR in the environment names the kernel build tree (default
+# /lib/modules/KVER/build); a tree scripts/debug-kernel.sh built records the
+# source package version it came from in KDIR/vblk-source-version.
 set -eu
 
 kver=$1
@@ -30,8 +33,11 @@ mkdir -p "$top/build"
 exec 8>"$top/build/.prep-$kver.lock"
 flock 8
 
-kbuild=/lib/modules/$kver/build
+kbuild=${KDIR:-/lib/modules/$kver/build}
 [ -d "$kbuild" ] || die "no kbuild at $kbuild: install linux-headers-$kver (apt-get install linux-headers-$kver)"
+# A self-built tree (the debug kernel) has its source at hand.
+own_tree=
+[ ! -f "$kbuild/vblk-source-version" ] || own_tree=$kbuild
 
 series=$(echo "$kver" | grep -oE '^[0-9]+\.[0-9]+')
 srcpkg=linux-source-$series
@@ -46,7 +52,11 @@ pkg_version() {
 	dpkg-query -W -f='${Version}' "$pkg"
 }
 
-want=$(pkg_version "/usr/src/linux-headers-$kver/Module.symvers")
+if [ -n "$own_tree" ]; then
+	want=$(cat "$own_tree/vblk-source-version")
+else
+	want=$(pkg_version "/usr/src/linux-headers-$kver/Module.symvers")
+fi
 have=$(pkg_version "$tarball")
 [ -n "$want" ] || die "cannot tell the Debian version of linux-headers-$kver"
 if [ -z "$have" ]; then
@@ -80,7 +90,7 @@ mkdir -p "$out"
 
 # Step 3: the CRC proof. Done once per (kernel, source) pair.
 stamp=$out/.symvers-ok
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want $cache" ]; then
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want $cache$own_tree" ]; then
 	echo "  SYMVERS vhost.c vs $kver"
 	sym=$out/symvers-check
 	rm -rf "$sym"
@@ -104,7 +114,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want $cache" ]; then
   not exported by $kver: $(echo "$missing" | tr '\n' ' ')
   ($total exports compared). Install the linux-source package of the same version as the kernel."
 	fi
-	echo "$want $cache" > "$stamp"
+	echo "$want $cache$own_tree" > "$stamp"
 	echo "  SYMVERS $total vhost exports match"
 fi
 
@@ -155,6 +165,7 @@ mkdir -p "$uapi"
 for h in vhost.h vhost_types.h; do
 	# Debian keeps the arch-independent headers in linux-headers-*-common.
 	src=/usr/src/linux-headers-${kver%-amd64}-common/include/uapi/linux/$h
+	[ -z "$own_tree" ] || src=$own_tree/source/include/uapi/linux/$h
 	[ -f "$src" ] || die "no $src: install linux-headers-$kver"
 	sed -E -e '/#include <linux\/compiler.h>/d' \
 		-e 's/([[:space:](])(__user|__force|__iomem)[[:space:]]/\1/g' \

@@ -4,6 +4,7 @@
 #   setup.tap/.rc          one TAP line per module load
 #   NAME.tap/.rc/.time     each test's stdout+stderr, exit code, seconds taken
 #   module-unload.tap/.rc  whether the project module unloads after the tests (leaks pin it)
+#   kmemleak.tap/.rc/.log  on a kernel with kmemleak: what a scan after the unload reports
 #   dmesg.log              the kernel log
 #   stage, stages.log      how far the guest got (read by vmrun.sh on timeout)
 set -eu
@@ -75,6 +76,13 @@ mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/confi
 mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
 mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 : >"$OUT/setup.tap"
+# kmemleak (the debug kernel): forget what boot left, so the scan at the end reports the run's.
+KMEMLEAK=/sys/kernel/debug/kmemleak
+if [ -w "$KMEMLEAK" ]; then
+	echo scan >"$KMEMLEAK" && echo clear >"$KMEMLEAK" || KMEMLEAK=
+else
+	KMEMLEAK=
+fi
 # vhost pulls in vhost_iotlb; the host's kmod reads /lib/modules/$(uname -r) and handles .ko.xz.
 setup_step "modprobe vhost" modprobe vhost
 MODNAME=
@@ -124,6 +132,29 @@ if [ -n "$MODNAME" ]; then
 			grep "^$MODNAME " /proc/modules | sed 's/^/# \/proc\/modules: /' || true
 		} >"$OUT/module-unload.tap"
 		echo 1 >"$OUT/module-unload.rc"
+	fi
+fi
+if [ -n "$KMEMLEAK" ]; then
+	stage kmemleak
+	# Objects younger than 5 s are not reported: wait, then scan twice as the docs advise.
+	sleep 6
+	rc=0
+	{ echo scan >"$KMEMLEAK" && echo scan >"$KMEMLEAK" && cat "$KMEMLEAK"; } >"$OUT/kmemleak.log" 2>&1 ||
+		rc=$?
+	echo "$rc" >"$OUT/kmemleak.rc"
+	n=$(grep -c '^unreferenced object' "$OUT/kmemleak.log") || n=0
+	if [ "$rc" -ne 0 ]; then
+		{
+			printf '1..1\nnot ok 1 kmemleak scan failed\n'
+			sed 's/^/# /' "$OUT/kmemleak.log"
+		} >"$OUT/kmemleak.tap"
+	elif [ "$n" -eq 0 ]; then
+		printf '1..1\nok 1 kmemleak reports nothing after the run\n' >"$OUT/kmemleak.tap"
+	else
+		{
+			printf '1..1\nnot ok 1 kmemleak: %s unreferenced objects (kmemleak.log)\n' "$n"
+			head -n 40 "$OUT/kmemleak.log" | sed 's/^/# /'
+		} >"$OUT/kmemleak.tap"
 	fi
 fi
 finish "done"

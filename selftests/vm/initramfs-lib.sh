@@ -4,10 +4,11 @@
 
 # Print the .ko files needed for MODULE... of kernel KVER, dependencies first, each once.
 # Built-in modules print nothing (modprobe reports them as "builtin").
+# INITRAMFS_MODPROBE_DIR: a root holding lib/modules/KVER other than /.
 initramfs_module_list() {
 	_kver=$1
 	shift
-	modprobe -a --show-depends -S "$_kver" "$@" |
+	modprobe -a --show-depends ${INITRAMFS_MODPROBE_DIR:+-d "$INITRAMFS_MODPROBE_DIR"} -S "$_kver" "$@" |
 		awk '$1 == "insmod" && !seen[$2]++ { print $2 }'
 }
 
