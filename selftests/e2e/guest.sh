@@ -143,6 +143,8 @@ case_ro() {
 	else
 		ok ro-buffered-write
 	fi
+	# The host reads the device's counters while it still exists.
+	[ -e /dev/ttyS1 ] && wait_host ro-done
 }
 
 # Case 7: the host grows the disk under us; the new size shows without a restart.
