@@ -57,6 +57,8 @@ host_test() {
 	fi
 }
 host_test vu_test build/tools/vu_test "$(date +%Y%m%d)"
+# The emulation-fault classifier that may rerun an end-to-end test (below).
+host_test emu-fault selftests/e2e/emu-fault-test.sh
 
 # The end-to-end tests with real QEMU guests (level 2, KVM inside the TCG VM) run after the
 # kselftests, each in its own level-1 boot: a nested-emulation crash then costs one test, and a
