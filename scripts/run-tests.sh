@@ -98,14 +98,14 @@ e2e_run() {
 	out=$b/results-${name%.sh}
 	rm -rf "$out" "$out.retry"
 	t0=$(now)
-	selftests/vm/vmrun.sh --kver "$kver" --out "$out" --timeout 1500 \
+	selftests/vm/vmrun.sh --kver "$kver" --out "$out" --timeout 4000 \
 		--module "$b/kernel/vhost_blk.ko" -- "$t"
 	rc=$?
 	if [ $rc -ne 0 ] && reason=$(e2e_emulation_fault "$out" "$name"); then
 		echo "RETRY $name [$kver]: $reason (first boot's results: $out)"
 		retries="$retries $kver:$name"
 		out=$out.retry
-		selftests/vm/vmrun.sh --kver "$kver" --out "$out" --timeout 1500 \
+		selftests/vm/vmrun.sh --kver "$kver" --out "$out" --timeout 4000 \
 			--module "$b/kernel/vhost_blk.ko" -- "$t"
 		rc=$?
 	fi

@@ -19,7 +19,7 @@ DIMM_GPA=0x100000000
 DIMM_SIZE=0x8000000
 
 # qmp SOCKET COMMAND-JSON... [--event NAME]: run each command, fail on an error reply; with
-# --event, then wait up to 60 s for that event.
+# --event, then wait up to 300 s for that event (the guest has to offline the memory first).
 qmp() {
 	python3 - "$@" <<'PY'
 import json, socket, sys, time
@@ -29,7 +29,7 @@ if "--event" in args:
     i = args.index("--event")
     event, args = args[i + 1], args[:i]
 s = socket.socket(socket.AF_UNIX)
-s.settimeout(60)
+s.settimeout(300)
 s.connect(args[0])
 f = s.makefile("rw")
 f.readline()
@@ -50,10 +50,10 @@ for a in args[1:]:
     run(json.loads(a))
     print("QMP %s: ok" % a)
 if event:
-    end = time.time() + 60
+    end = time.time() + 300
     while not any(e["event"] == event for e in events):
         if time.time() > end:
-            sys.exit("QMP: no %s event within 60 s" % event)
+            sys.exit("QMP: no %s event within 300 s" % event)
         events.append(json.loads(f.readline()))
     print("QMP event %s" % event)
 PY
@@ -87,7 +87,7 @@ E2E_MEM_SLOTS=slots=2,maxmem=1G E2E_APPEND=memhp_default_state=online_movable \
 	guest_start g0 d0 hotplug $SEED -qmp "unix:$qsock,server=on,wait=off"
 
 plugged=0
-if wait_state g0 plug 400; then
+if wait_state g0 plug "$E2E_WAIT"; then
 	mark=$(wc -l <"$E2E_LOG/d0.dlog")
 	if out=$(qmp "$qsock" \
 		"{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"memory-backend-memfd\", \"id\": \"m1\", \"size\": $((128 << 20)), \"share\": true}}" \
@@ -113,7 +113,7 @@ else
 fi
 
 unplugged=0
-if [ $plugged = 1 ] && wait_state g0 unplug 400; then
+if [ $plugged = 1 ] && wait_state g0 unplug "$E2E_WAIT"; then
 	mark=$(wc -l <"$E2E_LOG/d0.dlog")
 	if out=$(qmp "$qsock" '{"execute": "device_del", "arguments": {"id": "d1"}}' --event DEVICE_DELETED 2>&1) &&
 		out="$out
@@ -136,7 +136,7 @@ else
 	tap_fail "QMP: DIMM unplugged: the guest never got that far"
 	tap_fail "daemon got a new SET_MEM_TABLE without the DIMM: no unplug"
 fi
-guest_wait g0 400
+guest_wait g0 "$E2E_WAIT"
 
 guest_check g0 disk "guest sees the vhost-user-blk disk"
 guest_check g0 pattern-write "pattern written before the plug"

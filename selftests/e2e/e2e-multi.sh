@@ -93,7 +93,7 @@ sys.exit(1 if bad else 0)
 
 guest_start gro dro ro $SEED
 guest_start ggr dgr grow $((SEED + 10))
-if wait_state ggr size 400; then
+if wait_state ggr size "$E2E_WAIT"; then
 	tg=$(now)
 	if dmsetup suspend $DM && dmsetup reload $DM --table "0 $((half * 2)) linear $BASE 0" &&
 		dmsetup resume $DM; then
@@ -102,14 +102,14 @@ if wait_state ggr size 400; then
 		echo "dmsetup could not grow $DM" | diag
 	fi
 fi
-if wait_state gro ro-done 400; then
+if wait_state gro ro-done "$E2E_WAIT"; then
 	ro_stats_check
 	guest_go gro
 else
 	tap_fail "read-only disk: vhostblkctl -j stats counts reads and no writes: the guest never got that far"
 fi
-guest_wait gro 400
-guest_wait ggr 400
+guest_wait gro "$E2E_WAIT"
+guest_wait ggr "$E2E_WAIT"
 [ -z "${tg:-}" ] || echo "# the grown guest was done $(elapsed "$tg")s after the reload"
 guest_check gro disk "two guests at once: read-only guest sees its disk"
 guest_check ggr disk "two guests at once: growing guest sees its disk"

@@ -45,11 +45,11 @@ pattern() {
 # Let the driver bind; the disk appears asynchronously after the module loads.
 wait_disk() {
 	_i=0
-	while [ ! -b $DISK ] && [ $_i -lt 100 ]; do
+	while [ ! -b $DISK ] && [ $_i -lt 600 ]; do
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	[ -b $DISK ] || { fail disk "no $DISK after 10 s"; ls /sys/block; return 1; }
+	[ -b $DISK ] || { fail disk "no $DISK after 60 s"; ls /sys/block; return 1; }
 	set -- /sys/block/vda/mq/*
 	ok disk "$(cat /sys/block/vda/size) sectors, $# queues," \
 		"ro=$(cat /sys/block/vda/ro) cache=$(cat /sys/block/vda/queue/write_cache)"
@@ -195,7 +195,7 @@ case_hotplug() {
 	wait_host plug
 	# memhp_default_state=online_movable onlines it as it arrives; online what it did not.
 	_i=0 _new=
-	while [ $_i -lt 300 ]; do
+	while [ $_i -lt 1500 ]; do
 		_new=$(mem_blocks | grep -vxF -f /tmp/blocks.before)
 		if [ -n "$_new" ]; then
 			_off=0
@@ -217,8 +217,8 @@ case_hotplug() {
 	else
 		ok hotplug-live-io "$(cat /tmp/bg.n) verify passes during the plug"
 	fi
-	if [ -z "$_new" ] || [ $_i -ge 300 ]; then
-		fail hotplug-online "no new memory block online within 60 s (new: ${_new:-none})"
+	if [ -z "$_new" ] || [ $_i -ge 1500 ]; then
+		fail hotplug-online "no new memory block online within 300 s (new: ${_new:-none})"
 		return
 	fi
 	_bs=$((0x$(cat /sys/devices/system/memory/block_size_bytes)))
@@ -234,12 +234,12 @@ case_hotplug() {
 	echo "$_new" >/tmp/blocks.new
 	wait_host unplug
 	_i=0
-	while mem_blocks | grep -qxF -f /tmp/blocks.new && [ $_i -lt 300 ]; do
+	while mem_blocks | grep -qxF -f /tmp/blocks.new && [ $_i -lt 1500 ]; do
 		sleep 0.2
 		_i=$((_i + 1))
 	done
 	if mem_blocks | grep -qxF -f /tmp/blocks.new; then
-		fail hotplug-removed "the DIMM's memory blocks are still there 60 s after the unplug request"
+		fail hotplug-removed "the DIMM's memory blocks are still there 300 s after the unplug request"
 	else
 		ok hotplug-removed
 	fi

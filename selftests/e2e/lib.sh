@@ -29,6 +29,11 @@ PATTERN=$E2E_REPO/build/e2e/vblk_pattern
 E2E_INITRD=$E2E_REPO/build/$(uname -r)/e2e/initrd.gz
 E2E_BACKEND=${E2E_BACKEND:-serve}
 E2E_QUEUES=${E2E_QUEUES:-2}
+# Seconds a test waits for a guest to reach its next step, and a guest's qemu may live. A step
+# takes seconds to a minute or two in the TCG VM on a quiet host, but the whole VM crawls when
+# the host's cores are shared with other work (a level-2 boot took 190 s at load 22 on 2 cores):
+# these only bound how long a real hang takes to be reported.
+E2E_WAIT=${E2E_WAIT:-1200}
 E2E_N=0
 E2E_FAILED=0
 E2E_PLAN=0
@@ -202,7 +207,7 @@ guest_start() {
 	rm -f "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out" "$E2E_WORK/$_name.qpid"
 	mkfifo "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out"
 	now >"$E2E_WORK/$_name.start"
-	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-512} L2_MEM_SLOTS=${E2E_MEM_SLOTS:-} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-600} \
+	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-512} L2_MEM_SLOTS=${E2E_MEM_SLOTS:-} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-2400} \
 		L2_REBOOT=${E2E_REBOOT:-0} L2_APPEND="loglevel=4 e2e.case=$_case e2e.seed=$_seed ${E2E_APPEND:-}" \
 		l2_boot "$E2E_INITRD" "$E2E_LOG/$_name.console" -smp "${E2E_SMP:-2}" \
 		-pidfile "$E2E_WORK/$_name.qpid" \

@@ -19,7 +19,7 @@ if ! l2_build_initramfs "$work/initrd.gz" "$work/body.sh"; then
 fi
 start=$(date +%s)
 rc=0
-l2_boot "$work/initrd.gz" "$work/console.log" || rc=$?
+L2_TIMEOUT=${L2_TIMEOUT:-900} l2_boot "$work/initrd.gz" "$work/console.log" || rc=$?
 secs=$(($(date +%s) - start))
 if grep -q "l2-marker: 42" "$work/console.log"; then
 	echo "# level-2 boot took ${secs}s"
