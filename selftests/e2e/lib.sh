@@ -117,7 +117,12 @@ e2e_setup() {
 	fi
 	trap e2e_cleanup EXIT
 	trap 'exit 1' INT TERM
-	_why=$(l2_kvm_ready) || skip_all "$_why"
+	_why=$(l2_kvm_ready 2>&1)
+	case $? in
+	0) [ ! -s "$L2_KVM_PIN_PID" ] || echo "# KVM static keys held by pid $(cat "$L2_KVM_PIN_PID") (l2_kvm_pin)" ;;
+	2) fail_all "$_why" ;;
+	*) skip_all "$_why" ;;
+	esac
 	[ -x "$PATTERN" ] || skip_all "$PATTERN is missing: run make"
 	case $E2E_BACKEND in
 	serve)

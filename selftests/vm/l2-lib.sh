@@ -22,7 +22,8 @@
 L2_LIB_DIR=${L2_LIB_DIR:-$(cd "$(dirname "${BASH_SOURCE:-$0}")" && pwd -P)}
 . "$L2_LIB_DIR/initramfs-lib.sh"
 
-# Load KVM and check /dev/kvm. Prints the reason and fails when a level-2 guest cannot use KVM.
+# Load KVM and check /dev/kvm. Prints the reason and fails when a level-2 guest cannot use KVM:
+# 1 when this machine cannot (a skip), 2 when the static-key pin below failed (a failure).
 l2_kvm_ready() {
 	if grep -qw svm /proc/cpuinfo; then
 		modprobe kvm_amd >/dev/null 2>&1 || { echo "modprobe kvm_amd failed"; return 1; }
@@ -33,7 +34,7 @@ l2_kvm_ready() {
 		return 1
 	fi
 	[ -c /dev/kvm ] || { echo "/dev/kvm is missing"; return 1; }
-	l2_kvm_pin || { echo "cannot start the KVM static-key pin (l2_kvm_pin)"; return 1; }
+	l2_kvm_pin || { echo "cannot start the KVM static-key pin (l2_kvm_pin)"; return 2; }
 }
 
 # The level-1 kernel rewrites its own code whenever certain static keys go from 0 to 1 or back,
