@@ -127,7 +127,7 @@ for kver in "$@"; do
 	# Every test selftests/vhost_blk/Makefile built, a short level-2 boot
 	# and the libvirt XML check; on a busy 2-core host this takes longer
 	# than vmrun's default 1200 s.
-	selftests/vm/vmrun.sh --kver "$kver" --out "$out" --timeout 1800 \
+	selftests/vm/vmrun.sh --kver "$kver" --out "$out" --timeout 3600 \
 		--module "$b/kernel/vhost_blk.ko" -- \
 		"$b"/selftests/vhost_blk/*_test \
 		"$top"/selftests/vm/l2-guest-boot.sh \
