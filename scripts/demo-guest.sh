@@ -18,7 +18,7 @@ echo "# \$ qemu-system-x86_64 -enable-kvm ... \\"
 "$VBC" qemu-args --socket-path "$E2E_WORK/d0.sock" --num-queues 2 | sed 's/^/#     /'
 t0=$(now)
 guest_start g0 d0 demo 4242
-if wait_state g0 demo-stats 400; then
+if wait_state g0 demo-stats "$E2E_WAIT"; then
 	echo "# ---- what the guest printed ----"
 	guest_console g0 | grep -E '^(demo:|vblk_pattern:|E2E-)' | sed 's/^/# /'
 	echo "# ---- \$ vhostblkctl dev show ----"
@@ -27,7 +27,7 @@ if wait_state g0 demo-stats 400; then
 	"$VBC" stats 2>&1 | sed 's/^/# /'
 	guest_go g0
 fi
-guest_wait g0 200
+guest_wait g0 "$E2E_WAIT"
 guest_check g0 fsck "a real guest did I/O on /dev/vhost-blk and its ext4 checks clean (${t0:+$(elapsed "$t0")s})"
 daemon_stop d0
 if [ "$E2E_DAEMON_RC" -eq 0 ]; then tap_ok "the daemon exits cleanly"

@@ -63,10 +63,10 @@ t0=$(now)
 disk_clear_head $DISK
 daemon_start d0 $DISK || fail_all "the daemon did not start (log above)"
 E2E_REBOOT=1 guest_start g0 d0 data $SEED
-if wait_state g0 counted 400; then
+if wait_state g0 counted "$E2E_WAIT"; then
 	stats_check
 	guest_go g0
-	guest_wait g0 400
+	guest_wait g0 "$E2E_WAIT"
 else
 	tap_fail "vhostblkctl -j stats counts the guest's I/O: the guest never got that far"
 	guest_kill g0

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # End-to-end, issue 15 cases 5, 6 and 7, as two guests running at once on two daemons:
 #  - a read-only disk: reads return the pattern the host wrote, writes fail in the guest, and the
-#    backing disk's checksum is unchanged afterwards;
+#    backing disk's checksum is unchanged afterwards, and the device counted reads and no writes;
 #  - a grown disk: a dm-linear device over a brd, reloaded twice as large while the guest runs;
 #    the guest sees the new size in sysfs without a restart and can use the new sectors.
 # shellcheck source=lib.sh
@@ -12,7 +12,7 @@ RO_DISK=/dev/ram2
 BASE=/dev/ram3
 DM=e2e-grow-$$
 SEED=1701
-e2e_setup 14
+e2e_setup 15
 t0=$(now)
 
 "$PATTERN" write $RO_DISK --seed $SEED --plan 1m:2 >/dev/null || skip_all "cannot write $RO_DISK"
@@ -47,9 +47,53 @@ for cmd in ({"execute": "qmp_capabilities"},
 PY
 }
 
+# The read-only device's counters (vhostblkctl -j stats), read while its guest waits at the end:
+# the guest's reads, and no write request at all (the guest's block layer refuses writes to a
+# read-only disk with EPERM before they reach the device).
+ro_stats_check() {
+	if [ "$E2E_BACKEND" != serve ]; then
+		tap_skip "read-only disk: vhostblkctl -j stats counts reads and no writes" "the $E2E_BACKEND back end does not use /dev/vhost-blk"
+		return
+	fi
+	read=$(guest_console gro | sed -n 's/^vblk_pattern: verify .* bytes=\([0-9]*\) .* OK$/\1/p' | head -n 1)
+	if ! devs=$("$VBC" -j dev show 2>&1) || ! stats=$("$VBC" -j stats 2>&1); then
+		tap_fail "read-only disk: vhostblkctl -j stats counts reads and no writes: vhostblkctl failed"
+		printf '%s\n%s\n' "$devs" "$stats" | diag
+		return
+	fi
+	echo "# vhostblkctl -j dev show: $devs"
+	echo "# vhostblkctl -j stats: $stats"
+	if why=$(python3 -c '
+import json, sys
+read, ro_name = int(sys.argv[1]), sys.argv[2]
+devs = json.loads(sys.argv[3])["dev"]
+stats = {d["id"]: d["queues"] for d in json.loads(sys.argv[4])["stats"]}
+ro = [d for d in devs if d.get("backing", {}).get("name") == ro_name]
+if len(ro) != 1:
+    sys.exit("%d devices backed by %s, expected 1" % (len(ro), ro_name))
+if not ro[0]["backing"].get("read_only"):
+    sys.exit("the device on %s is not read-only" % ro_name)
+t = {}
+for q in stats[ro[0]["id"]]:
+    for k, v in q.items():
+        if isinstance(v, int):
+            t[k] = t.get(k, 0) + v
+bad = ["%s %d" % (k, t[k]) for k in ("req_out", "bytes_written", "req_flush", "req_discard",
+       "req_write_zeroes", "status_ioerr", "req_invalid", "in_flight") if t.get(k)]
+if t["bytes_read"] < read or not read:
+    bad.append("bytes_read %d < the guest'"'"'s %d" % (t["bytes_read"], read))
+print("; ".join(bad) if bad else "reads %d B in %d requests, no writes" % (t["bytes_read"], t["req_in"]))
+sys.exit(1 if bad else 0)
+' "${read:-0}" "${RO_DISK#/dev/}" "$devs" "$stats" 2>&1); then
+		tap_ok "read-only disk: vhostblkctl -j stats counts reads and no writes: $why"
+	else
+		tap_fail "read-only disk: vhostblkctl -j stats counts reads and no writes: $why"
+	fi
+}
+
 guest_start gro dro ro $SEED
 guest_start ggr dgr grow $((SEED + 10))
-if wait_state ggr size 400; then
+if wait_state ggr size "$E2E_WAIT"; then
 	tg=$(now)
 	if dmsetup suspend $DM && dmsetup reload $DM --table "0 $((half * 2)) linear $BASE 0" &&
 		dmsetup resume $DM; then
@@ -58,8 +102,14 @@ if wait_state ggr size 400; then
 		echo "dmsetup could not grow $DM" | diag
 	fi
 fi
-guest_wait gro 400
-guest_wait ggr 400
+if wait_state gro ro-done "$E2E_WAIT"; then
+	ro_stats_check
+	guest_go gro
+else
+	tap_fail "read-only disk: vhostblkctl -j stats counts reads and no writes: the guest never got that far"
+fi
+guest_wait gro "$E2E_WAIT"
+guest_wait ggr "$E2E_WAIT"
 [ -z "${tg:-}" ] || echo "# the grown guest was done $(elapsed "$tg")s after the reload"
 guest_check gro disk "two guests at once: read-only guest sees its disk"
 guest_check ggr disk "two guests at once: growing guest sees its disk"

@@ -21,7 +21,7 @@ daemon_start d0 $DISK || fail_all "the daemon did not start (log above)"
 
 # Case 3: qemu killed.
 guest_start g1 d0 persist $SEED
-wait_state g1 written 400
+wait_state g1 written "$E2E_WAIT"
 guest_check g1 pattern-write "first qemu: pattern written + FLUSH"
 guest_kill g1
 if kill -0 "$(daemon_pid d0)" 2>/dev/null; then tap_ok "daemon survives qemu's SIGKILL"
@@ -31,7 +31,7 @@ echo "# case 3 (qemu killed) first part took $(elapsed "$t0")s"
 # Case 3 continued, then case 4: daemon restarted under the idle guest.
 t1=$(now)
 guest_start g2 d0 restart $SEED
-wait_state g2 idle-1 400
+wait_state g2 idle-1 "$E2E_WAIT"
 guest_check g2 data-after-qemu-kill "restarted qemu on the same daemon: data intact"
 echo "# case 3 second qemu took $(elapsed "$t1")s"
 t1=$(now)
@@ -40,13 +40,13 @@ if [ "$E2E_DAEMON_RC" -eq 0 ]; then tap_ok "daemon exits 0 on SIGTERM with a gue
 else tap_fail "daemon exits 0 on SIGTERM with a guest connected (status $E2E_DAEMON_RC)"; daemon_log d0; fi
 daemon_start d0 $DISK
 guest_go g2
-wait_state g2 idle-2 400
+wait_state g2 idle-2 "$E2E_WAIT"
 guest_check g2 data-after-daemon-restart "daemon restarted (SIGTERM) under an idle guest: disk back, data intact"
 guest_check g2 pattern-write-3 "guest writes again after the restart"
 daemon_stop d0 KILL
 daemon_start d0 $DISK
 guest_go g2
-guest_wait g2 400
+guest_wait g2 "$E2E_WAIT"
 guest_check g2 data-after-daemon-kill "daemon killed (SIGKILL) and restarted under an idle guest: data intact"
 echo "# case 4 (daemon restarts) took $(elapsed "$t1")s"
 if guest_kernel_clean g1 && guest_kernel_clean g2; then tap_ok "guest kernel logs have no I/O errors or warnings"

@@ -45,11 +45,11 @@ pattern() {
 # Let the driver bind; the disk appears asynchronously after the module loads.
 wait_disk() {
 	_i=0
-	while [ ! -b $DISK ] && [ $_i -lt 100 ]; do
+	while [ ! -b $DISK ] && [ $_i -lt 600 ]; do
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	[ -b $DISK ] || { fail disk "no $DISK after 10 s"; ls /sys/block; return 1; }
+	[ -b $DISK ] || { fail disk "no $DISK after 60 s"; ls /sys/block; return 1; }
 	set -- /sys/block/vda/mq/*
 	ok disk "$(cat /sys/block/vda/size) sectors, $# queues," \
 		"ro=$(cat /sys/block/vda/ro) cache=$(cat /sys/block/vda/queue/write_cache)"
@@ -143,6 +143,8 @@ case_ro() {
 	else
 		ok ro-buffered-write
 	fi
+	# The host reads the device's counters while it still exists.
+	[ -e /dev/ttyS1 ] && wait_host ro-done
 }
 
 # Case 7: the host grows the disk under us; the new size shows without a restart.
@@ -164,6 +166,84 @@ case_grow() {
 	check grow-old-data pattern verify $DISK --seed "$SEED" --length $((_old * 512)) --plan 1m:1
 	check grow-new-area pattern write $DISK --seed $((SEED + 1)) --offset $((_old * 512)) --flush
 	check grow-new-verify pattern verify $DISK --seed $((SEED + 1)) --offset $((_old * 512))
+}
+
+# Memory blocks (sysfs names), one a line.
+mem_blocks() {
+	for _b in /sys/devices/system/memory/memory[0-9]*; do
+		[ -e "$_b" ] && echo "${_b##*/}"
+	done
+}
+
+# Memory hotplug: the host plugs a DIMM (QEMU sends the back end a new memory table) while a
+# verify loop runs, the guest onlines it (movable), does O_DIRECT I/O with every buffer in the
+# DIMM, then the host unplugs it (another table) and the data reads back.
+case_hotplug() {
+	check pattern-write pattern write $DISK --seed "$SEED" --flush --plan 64k:2 || return
+	mem_blocks >/tmp/blocks.before
+	rm -f /tmp/bg.stop /tmp/bg.fail /tmp/bg.n
+	(
+		_n=0
+		while [ ! -e /tmp/bg.stop ]; do
+			pattern verify $DISK --seed "$SEED" --plan 16k:2,256k:1 >/tmp/bg.log 2>&1 ||
+				{ cat /tmp/bg.log; : >/tmp/bg.fail; break; }
+			_n=$((_n + 1))
+		done
+		echo $_n >/tmp/bg.n
+	) &
+	_bg=$!
+	wait_host plug
+	# memhp_default_state=online_movable onlines it as it arrives; online what it did not.
+	_i=0 _new=
+	while [ $_i -lt 1500 ]; do
+		_new=$(mem_blocks | grep -vxF -f /tmp/blocks.before)
+		if [ -n "$_new" ]; then
+			_off=0
+			for _b in $_new; do
+				_st=/sys/devices/system/memory/$_b/state
+				[ "$(cat "$_st")" = online ] && continue
+				echo online_movable >"$_st" 2>/dev/null
+				_off=1
+			done
+			[ $_off = 0 ] && break
+		fi
+		sleep 0.2
+		_i=$((_i + 1))
+	done
+	: >/tmp/bg.stop
+	wait $_bg
+	if [ -e /tmp/bg.fail ] || [ ! -s /tmp/bg.n ]; then
+		fail hotplug-live-io "a verify pass failed while the DIMM was plugged"
+	else
+		ok hotplug-live-io "$(cat /tmp/bg.n) verify passes during the plug"
+	fi
+	if [ -z "$_new" ] || [ $_i -ge 1500 ]; then
+		fail hotplug-online "no new memory block online within 300 s (new: ${_new:-none})"
+		return
+	fi
+	_bs=$((0x$(cat /sys/devices/system/memory/block_size_bytes)))
+	_lo=
+	for _b in $_new; do
+		_a=$((${_b#memory} * _bs))
+		[ -n "$_lo" ] && [ "$_a" -ge "$_lo" ] || _lo=$_a
+	done
+	_lo=$(printf '0x%x' "$_lo")
+	ok hotplug-online "$(echo "$_new" | wc -w) blocks from $_lo, $(grep -m1 MemTotal /proc/meminfo)"
+	check hotplug-write pattern write $DISK --seed $((SEED + 1)) --flush --buf-above "$_lo" || return
+	check hotplug-verify pattern verify $DISK --seed $((SEED + 1)) --buf-above "$_lo" --plan 4k:2,256k:2 || return
+	echo "$_new" >/tmp/blocks.new
+	wait_host unplug
+	_i=0
+	while mem_blocks | grep -qxF -f /tmp/blocks.new && [ $_i -lt 1500 ]; do
+		sleep 0.2
+		_i=$((_i + 1))
+	done
+	if mem_blocks | grep -qxF -f /tmp/blocks.new; then
+		fail hotplug-removed "the DIMM's memory blocks are still there 300 s after the unplug request"
+	else
+		ok hotplug-removed
+	fi
+	check pattern-after-unplug pattern verify $DISK --seed $((SEED + 1)) --plan 1m:2
 }
 
 # Case 5's guests and the demo: write, flush, read back.
@@ -196,7 +276,7 @@ case_demo() {
 echo "e2e-guest: case=$CASE seed=$SEED kernel $(uname -r)"
 if wait_disk; then
 	case $CASE in
-	data | persist | restart | ro | grow | rw | demo) "case_$CASE" ;;
+	data | persist | restart | ro | grow | rw | demo | hotplug) "case_$CASE" ;;
 	*) fail case "unknown case '$CASE'" ;;
 	esac
 fi

@@ -29,6 +29,11 @@ PATTERN=$E2E_REPO/build/e2e/vblk_pattern
 E2E_INITRD=$E2E_REPO/build/$(uname -r)/e2e/initrd.gz
 E2E_BACKEND=${E2E_BACKEND:-serve}
 E2E_QUEUES=${E2E_QUEUES:-2}
+# Seconds a test waits for a guest to reach its next step, and a guest's qemu may live. A step
+# takes seconds to a minute or two in the TCG VM on a quiet host, but the whole VM crawls when
+# the host's cores are shared with other work (a level-2 boot took 190 s at load 22 on 2 cores):
+# these only bound how long a real hang takes to be reported.
+E2E_WAIT=${E2E_WAIT:-1200}
 E2E_N=0
 E2E_FAILED=0
 E2E_PLAN=0
@@ -112,7 +117,12 @@ e2e_setup() {
 	fi
 	trap e2e_cleanup EXIT
 	trap 'exit 1' INT TERM
-	_why=$(l2_kvm_ready) || skip_all "$_why"
+	_why=$(l2_kvm_ready 2>&1)
+	case $? in
+	0) [ ! -s "$L2_KVM_PIN_PID" ] || echo "# KVM static keys held by pid $(cat "$L2_KVM_PIN_PID") (l2_kvm_pin)" ;;
+	2) fail_all "$_why" ;;
+	*) skip_all "$_why" ;;
+	esac
 	[ -x "$PATTERN" ] || skip_all "$PATTERN is missing: run make"
 	case $E2E_BACKEND in
 	serve)
@@ -193,7 +203,7 @@ daemon_log() {
 # guest_start NAME DAEMON CASE SEED [QEMU_ARG...]: boot a guest in the background whose disk is
 # DAEMON's socket; ttyS0 is the console (NAME.console), ttyS1 the fifo pair NAME.ctl.{in,out}
 # (-device isa-serial would drop -nographic's console). E2E_RECONNECT=1 adds reconnect=1 to the chardev; E2E_REBOOT=1 lets the guest
-# reboot inside one qemu.
+# reboot inside one qemu, E2E_APPEND adds to the guest's kernel command line, E2E_MEM_SLOTS to -m.
 guest_start() {
 	_name=$1 _sock=$E2E_WORK/$2.sock _case=$3 _seed=$4
 	shift 4
@@ -202,8 +212,8 @@ guest_start() {
 	rm -f "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out" "$E2E_WORK/$_name.qpid"
 	mkfifo "$E2E_WORK/$_name.ctl.in" "$E2E_WORK/$_name.ctl.out"
 	now >"$E2E_WORK/$_name.start"
-	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-512} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-600} \
-		L2_REBOOT=${E2E_REBOOT:-0} L2_APPEND="loglevel=4 e2e.case=$_case e2e.seed=$_seed" \
+	L2_SHARED_MEM=1 L2_MEM_MB=${E2E_MEM_MB:-512} L2_MEM_SLOTS=${E2E_MEM_SLOTS:-} L2_TIMEOUT=${E2E_GUEST_TIMEOUT:-2400} \
+		L2_REBOOT=${E2E_REBOOT:-0} L2_APPEND="loglevel=4 e2e.case=$_case e2e.seed=$_seed ${E2E_APPEND:-}" \
 		l2_boot "$E2E_INITRD" "$E2E_LOG/$_name.console" -smp "${E2E_SMP:-2}" \
 		-pidfile "$E2E_WORK/$_name.qpid" \
 		-chardev "socket,id=vub,path=$_sock$_rc" \
@@ -246,6 +256,9 @@ poll() {
 wait_state() {
 	poll "$3" console_has "$1" "E2E-STATE $2" && return 0
 	echo "guest $1 never reached state '$2' within $3 s" | diag
+	# For run-tests.sh's emulation-fault check (selftests/e2e/emu-fault.sh): did this guest die
+	# (rather than stall), and had any request reached a vhost-blk device by then?
+	note_gone "$1"
 	guest_diag "$1"
 	[ -z "${E2E_DAEMON_OF:-}" ] || daemon_log "$E2E_DAEMON_OF"
 	kernel_diag
@@ -263,6 +276,31 @@ kernel_diag() {
 		echo "---- last kernel messages ----"
 		dmesg 2>/dev/null | tail -n 15
 	} | diag
+}
+
+# note_gone NAME: once per guest, when its qemu has ended, a line saying so with the requests
+# counted by then, for run-tests.sh's emulation-fault check (selftests/e2e/emu-fault.sh).
+note_gone() {
+	[ -e "$E2E_WORK/$1.gone" ] && return 0
+	guest_running "$1" && return 0
+	: >"$E2E_WORK/$1.gone"
+	echo "# E2E-GUEST-GONE $1 requests=$(requests_counted)"
+}
+
+# requests_counted: requests of every kind summed over every vhost-blk device's queues
+# (vhostblkctl -j stats), or "unknown" when that cannot be read.
+requests_counted() {
+	if [ "$E2E_BACKEND" != serve ] || [ ! -x "$VBC" ]; then echo unknown; return; fi
+	timeout 10 "$VBC" -j stats 2>/dev/null | python3 -c '
+import json, sys
+try:
+    devs = json.load(sys.stdin)["stats"]
+except Exception:
+    print("unknown")
+    sys.exit()
+print(sum(v for d in devs for q in d["queues"] for k, v in q.items()
+          if k.startswith("req_") and isinstance(v, int)))
+' 2>/dev/null || echo unknown
 }
 
 # guest_go NAME: tell a guest waiting in wait_host to go on.
@@ -309,7 +347,10 @@ guest_check() {
 		return 0
 		;;
 	"E2E-FAIL $2"*) tap_fail "$3: guest says:${_line#"E2E-FAIL $2"}" ;;
-	*) tap_fail "$3: the guest never reported '$2'" ;;
+	*)
+		tap_fail "$3: the guest never reported '$2'"
+		note_gone "$1"
+		;;
 	esac
 	if [ ! -e "$E2E_WORK/$1.diag" ]; then
 		guest_diag "$1"

@@ -13,6 +13,11 @@
  *   vblk_pattern verify DEV --seed N [--plan BS:QD,...] [--offset B] [--length B]
  *   vblk_pattern write-fails DEV      (expects a read-only disk: prints the errno)
  *
+ * --buf-above ADDR (write and verify): every I/O buffer must sit in guest
+ * physical memory at or above ADDR (a hotplugged DIMM): buffers are mapped,
+ * faulted in and checked page by page in /proc/self/pagemap (root sees the
+ * frame numbers), and remapped until they land there.
+ *
  * The range is split into one segment per plan entry, each done by QD threads
  * issuing BS-sized O_DIRECT requests. Output is one line per run, prefixed
  * "vblk_pattern:", with the counts the end-to-end tests compare against the
@@ -28,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,8 +62,71 @@ struct job {
 	uint64_t bytes;
 	uint64_t bad_sectors;
 	int io_errno;
+	uint64_t buf_above;	/* --buf-above: lowest guest physical address for buffers */
+	uint64_t buf_pages;	/* buffer pages checked to be above it */
 	pthread_mutex_t lock;	/* reports and the counters above */
 };
+
+/* Is every page of BUF (LEN bytes, faulted in) at or above guest physical address MIN? */
+static int buf_is_above(void *buf, size_t len, uint64_t min)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t e;
+	size_t off;
+	int fd, ok = 1;
+
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	for (off = 0; off < len && ok; off += page) {
+		uint64_t vpn = ((uintptr_t)buf + off) / page;
+
+		if (pread(fd, &e, sizeof(e), vpn * sizeof(e)) != sizeof(e)) {
+			ok = -EIO;
+			break;
+		}
+		/* bit 63: present; bits 0-54: frame number (0 without CAP_SYS_ADMIN) */
+		if (!(e >> 63) || !(e & ((1ULL << 55) - 1))) {
+			ok = -EPERM;
+			break;
+		}
+		ok = (e & ((1ULL << 55) - 1)) * page >= min;
+	}
+	close(fd);
+	return ok;
+}
+
+#define BUF_TRIES	64
+
+/* A buffer of @len bytes whose pages are all at or above @min; NULL and errno on failure. */
+static void *buf_alloc_above(size_t len, uint64_t min)
+{
+	void *tried[BUF_TRIES], *buf = NULL;
+	int i, n = 0, r = 0;
+
+	for (i = 0; i < BUF_TRIES && !buf; i++) {
+		void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+		if (p == MAP_FAILED) {
+			r = -errno;
+			break;
+		}
+		memset(p, 0, len);
+		r = buf_is_above(p, len, min);
+		if (r == 1)
+			buf = p;
+		else
+			tried[n++] = p;	/* keep its pages, so the next try gets others */
+		if (r < 0)
+			break;
+	}
+	while (n--)
+		munmap(tried[n], len);
+	if (!buf)
+		errno = r < 0 ? -r : ENOMEM;
+	return buf;
+}
 
 static uint64_t splitmix(uint64_t *x)
 {
@@ -143,7 +212,24 @@ static void *worker(void *arg)
 	uint64_t idx, off;
 	void *buf;
 
-	if (posix_memalign(&buf, 4096, j->bs)) {
+	if (j->buf_above) {
+		buf = buf_alloc_above(j->bs, j->buf_above);
+		if (!buf) {
+			int err = errno;
+
+			pthread_mutex_lock(&j->lock);
+			printf("vblk_pattern: no %u-byte buffer above physical address 0x%" PRIx64
+			       " after %d tries: %s%s\n", j->bs, j->buf_above, BUF_TRIES,
+			       strerror(err), err == EPERM ?
+			       " (frame numbers need root)" : " (is the memory online and movable?)");
+			j->io_errno = err;
+			pthread_mutex_unlock(&j->lock);
+			return NULL;
+		}
+		pthread_mutex_lock(&j->lock);
+		j->buf_pages += (j->bs + 4095) / 4096;
+		pthread_mutex_unlock(&j->lock);
+	} else if (posix_memalign(&buf, 4096, j->bs)) {
 		pthread_mutex_lock(&j->lock);
 		j->io_errno = ENOMEM;
 		pthread_mutex_unlock(&j->lock);
@@ -158,7 +244,10 @@ static void *worker(void *arg)
 			     j->len - off < j->bs ? j->len - off : j->bs))
 			break;
 	}
-	free(buf);
+	if (j->buf_above)
+		munmap(buf, j->bs);
+	else
+		free(buf);
 	return NULL;
 }
 
@@ -228,7 +317,7 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: vblk_pattern write|verify DEV --seed N [--plan BS:QD,...] [--offset BYTES]\n"
-		"                    [--length BYTES] [--flush]\n"
+		"                    [--length BYTES] [--flush] [--buf-above PHYS_ADDR]\n"
 		"       vblk_pattern write-fails DEV\n"
 		"BS is 512..4M in 512-byte multiples, QD (threads) 1..%d, at most %d steps;\n"
 		"the default plan is 4k:1,16k:8,64k:2,1m:4.\n", MAX_QD, MAX_PLAN);
@@ -267,6 +356,7 @@ struct opts {
 	uint64_t offset;
 	uint64_t length;
 	int flush;
+	uint64_t buf_above;
 	struct step plan[MAX_PLAN];
 	int nplan;
 };
@@ -298,6 +388,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		} else if (!strcmp(a, "--length")) {
 			if (parse_size(argv[++i], &o->length) || o->length % SECTOR)
 				return -1;
+		} else if (!strcmp(a, "--buf-above")) {
+			if (parse_size(argv[++i], &o->buf_above) || !o->buf_above)
+				return -1;
 		} else if (!strcmp(a, "--plan")) {
 			o->nplan = parse_plan(argv[++i], o->plan);
 			if (o->nplan <= 0)
@@ -323,7 +416,7 @@ static int dev_size(int fd, uint64_t *size)
 
 int main(int argc, char **argv)
 {
-	uint64_t size, seg, pos, requests = 0, bytes = 0, bad = 0;
+	uint64_t size, seg, pos, requests = 0, bytes = 0, bad = 0, buf_pages = 0;
 	struct opts o = { 0 };
 	int fd, i, rc = 0, flushes = 0;
 
@@ -358,7 +451,7 @@ int main(int argc, char **argv)
 		struct job j = {
 			.fd = fd, .writing = o.writing, .seed = o.seed,
 			.start = o.offset + pos, .bs = o.plan[i].bs,
-			.lock = PTHREAD_MUTEX_INITIALIZER,
+			.buf_above = o.buf_above, .lock = PTHREAD_MUTEX_INITIALIZER,
 		};
 
 		j.len = i == o.nplan - 1 || !seg ? o.length - pos : seg;
@@ -367,6 +460,7 @@ int main(int argc, char **argv)
 		requests += j.requests;
 		bytes += j.bytes;
 		bad += j.bad_sectors;
+		buf_pages += j.buf_pages;
 		pos += j.len;
 		if (rc)
 			break;
@@ -382,6 +476,9 @@ int main(int argc, char **argv)
 	printf("vblk_pattern: %s %s requests=%" PRIu64 " bytes=%" PRIu64 " flushes=%d"
 	       " bad_sectors=%" PRIu64 " %s\n", o.writing ? "write" : "verify", o.dev,
 	       requests, bytes, flushes, bad, rc ? "FAILED" : "OK");
+	if (o.buf_above && !rc)
+		printf("vblk_pattern: %" PRIu64 " buffer pages, all above physical address 0x%" PRIx64
+		       "\n", buf_pages, o.buf_above);
 	close(fd);
 	return rc;
 }

@@ -12,7 +12,7 @@
 # powers off whatever the body does. Results come back through the serial console log.
 # Knobs (environment): L2_MEM_MB (512), L2_TIMEOUT (180 s), L2_APPEND (extra kernel args),
 # L2_SHARED_MEM=1 (guest RAM in a shared memfd, which vhost-user back ends need),
-# L2_REBOOT=1 (a guest reboot resets the guest instead of ending qemu: -no-reboot is left out),
+# L2_MEM_SLOTS="slots=2,maxmem=1G" (room for hotplugged DIMMs), L2_REBOOT=1 (a guest reboot resets the guest instead of ending qemu: -no-reboot is left out),
 # L2_BINS="/usr/sbin/mke2fs ..." (host binaries copied into the initramfs with their libraries),
 # L2_KVER (whose modules l2_build_initramfs packs; default the running kernel: set it to build
 # an initramfs ahead of time outside the VM).
@@ -22,7 +22,8 @@
 L2_LIB_DIR=${L2_LIB_DIR:-$(cd "$(dirname "${BASH_SOURCE:-$0}")" && pwd -P)}
 . "$L2_LIB_DIR/initramfs-lib.sh"
 
-# Load KVM and check /dev/kvm. Prints the reason and fails when a level-2 guest cannot use KVM.
+# Load KVM and check /dev/kvm. Prints the reason and fails when a level-2 guest cannot use KVM:
+# 1 when this machine cannot (a skip), 2 when the static-key pin below failed (a failure).
 l2_kvm_ready() {
 	if grep -qw svm /proc/cpuinfo; then
 		modprobe kvm_amd >/dev/null 2>&1 || { echo "modprobe kvm_amd failed"; return 1; }
@@ -33,6 +34,58 @@ l2_kvm_ready() {
 		return 1
 	fi
 	[ -c /dev/kvm ] || { echo "/dev/kvm is missing"; return 1; }
+	l2_kvm_pin || { echo "cannot start the KVM static-key pin (l2_kvm_pin)"; return 2; }
+}
+
+# The level-1 kernel rewrites its own code whenever certain static keys go from 0 to 1 or back,
+# and KVM flips several of them for every VM: preempt_notifier_key (every VM's creation and
+# destruction; the branch sits in __schedule and finish_task_switch, run by every CPU all the
+# time), apic_sw_disabled and apic_hw_disabled (every vCPU's creation, its guest enabling the
+# local APIC, a reset, the vCPU's destruction). Under multi-threaded TCG that live text patching
+# (text_poke_bp: int3, IPI, rewrite) is what crashes the VM: a vCPU that runs stale translated
+# code hits the transient int3 after the patcher is done ("Oops: int3" in
+# kvm_arch_vcpu_ioctl_run, an rcu_preempt stall in __schedule's int3), or the patcher's IPI never
+# gets answered. Holding each key at 1 for the whole run turns every later flip into a counter
+# update without patching: one idle VM with an in-kernel irqchip and one vCPU whose local APIC
+# is disabled (so both APIC keys stay up; the vCPU never runs). It is started once per level-1
+# boot, right after the KVM modules load, before any level-2 guest, and lives until poweroff.
+L2_KVM_PIN_PID=/run/l2-kvm-pin.pid
+# L2_KVM_PIN=0 leaves it out (to measure what it buys).
+l2_kvm_pin() {
+	[ "${L2_KVM_PIN:-1}" != 0 ] || return 0
+	if [ -s "$L2_KVM_PIN_PID" ] && kill -0 "$(cat "$L2_KVM_PIN_PID")" 2>/dev/null; then
+		return 0
+	fi
+	rm -f "$L2_KVM_PIN_PID"
+	# setsid: out of the test's process group, which guest-run.sh's timeout kills.
+	setsid python3 -c '
+import fcntl, os, signal, struct, sys
+KVM_CREATE_VM, KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU = 0xAE01, 0xAE60, 0xAE41
+KVM_SET_MSRS = 0x4008AE89  # _IOW(KVMIO, 0x89, struct kvm_msrs), 8-byte header
+MSR_IA32_APICBASE, APIC_BASE_BSP_NO_ENABLE = 0x1B, 0xFEE00000 | 0x100
+kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+fcntl.ioctl(vm, KVM_CREATE_IRQCHIP, 0)
+vcpu = fcntl.ioctl(vm, KVM_CREATE_VCPU, 0)
+msrs = bytearray(struct.pack("=IIIIQ", 1, 0, MSR_IA32_APICBASE, 0, APIC_BASE_BSP_NO_ENABLE))
+if fcntl.ioctl(vcpu, KVM_SET_MSRS, msrs, True) != 1:
+    sys.exit("KVM_SET_MSRS(APIC_BASE) was refused")
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%d\n" % os.getpid())
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+while True:
+    signal.pause()
+' "$L2_KVM_PIN_PID" </dev/null >/dev/null 2>"$L2_KVM_PIN_PID.err" &
+	_i=0
+	while [ ! -s "$L2_KVM_PIN_PID" ] && [ $_i -lt 150 ]; do
+		kill -0 $! 2>/dev/null || break
+		sleep 0.2
+		_i=$((_i + 1))
+	done
+	[ -s "$L2_KVM_PIN_PID" ] && return 0
+	cat "$L2_KVM_PIN_PID.err" >&2
+	return 1
 }
 
 # l2_add_bins ROOT BIN...: copy each host binary into ROOT at its own path, with the shared
@@ -98,7 +151,8 @@ l2_boot() {
 			-machine memory-backend=l2mem "$@"
 	fi
 	[ "${L2_REBOOT:-0}" = 1 ] || set -- -no-reboot "$@"
-	timeout -k 5 "${L2_TIMEOUT:-180}" qemu-system-x86_64 -enable-kvm -cpu qemu64 -m "$_mem" \
+	timeout -k 5 "${L2_TIMEOUT:-180}" qemu-system-x86_64 -enable-kvm -cpu qemu64 \
+		-m "$_mem${L2_MEM_SLOTS:+,$L2_MEM_SLOTS}" \
 		-nographic -nic none \
 		-kernel "/boot/vmlinuz-$(uname -r)" -initrd "$_initrd" \
 		-append "console=ttyS0 panic=-1 ${L2_APPEND:-}" \

@@ -1,0 +1,77 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Host-side TAP test of selftests/e2e/emu-fault.sh: which failed end-to-end boots get a rerun.
+# Each case builds a vmrun out dir with just the log lines that matter (the level-1 ones are
+# taken from the three crashes that moved the e2e tests out of make check) and checks the
+# verdict: a retry only for the emulator's fingerprints, never when anything of ours failed.
+set -u
+. "$(dirname "$0")/emu-fault.sh"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+n=0 failed=0
+
+# case NAME WANT(emu|ours) PATTERN: the verdict on $work/NAME, and the reason must match PATTERN.
+case_() {
+	local name=$1 want=$2 pat=$3 got reason
+	n=$((n + 1))
+	if reason=$(e2e_emulation_fault "$work/$name" e2e-data.sh); then got=emu; else got=ours; fi
+	if [ "$got" = "$want" ] && { [ "$want" = ours ] || [[ $reason =~ $pat ]]; }; then
+		echo "ok $n $name: $got${reason:+ ($reason)}"
+	else
+		echo "not ok $n $name: got $got${reason:+ ($reason)}, want $want${pat:+ matching \"$pat\"}"
+		failed=$((failed + 1))
+	fi
+}
+
+# mk NAME TAP L1-CONSOLE [GUEST-CONSOLE]
+mk() {
+	mkdir -p "$work/$1/e2e-data.logs"
+	printf '%b' "$2" >"$work/$1/e2e-data.sh.tap"
+	printf '%b' "$3" >"$work/$1/console.log"
+	[ $# -lt 4 ] || printf '%b' "$4" >"$work/$1/e2e-data.logs/g0.console"
+}
+
+MODS='[  118.851582] Modules linked in: kvm_amd ccp kvm irqbypass brd vhost_blk(OE) vhost vhost_iotlb\n'
+echo "TAP version 13"
+echo "1..12"
+
+mk int3 'not ok 1 x\n' "[  118.845141] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n[  118.846575] CPU: 0 UID: 0 PID: 1309 Comm: qemu-system-x86\n[  118.846971] RIP: 0010:kvm_arch_vcpu_ioctl_run+0x6de/0x1760 [kvm]\n$MODS"
+case_ int3 emu '^L1-INT3: .*kvm_arch_vcpu_ioctl_run'
+
+mk int3-61 'not ok 1 x\n' "[   50.1] int3: 0000 [#1] PREEMPT SMP NOPTI\n[   50.1] RIP: 0010:__schedule+0x1bd/0xa00\n$MODS"
+case_ int3-61 emu '^L1-INT3: .*__schedule'
+
+mk guard 'not ok 1 x\n' "[  230.002112] BUG: TASK stack guard page was hit at 00000000aed71dec\n[  230.002112] stack guard page: 0000 [#1] PREEMPT SMP NOPTI\n[  230.002112] CPU: 0 PID: 1265 Comm: qemu-system-x86\n[  230.002112] RIP: 0010:error_entry+0x1a/0x130\n$MODS"
+case_ guard emu '^L1-GUARD: '
+
+mk guard-elsewhere 'not ok 1 x\n' "[  230.0] BUG: TASK stack guard page was hit at 00000000aed71dec\n[  230.0] RIP: 0010:blk_mq_submit_bio+0x1a/0x130\n$MODS"
+case_ guard-elsewhere ours ''
+
+mk poke 'not ok 1 x\n' "[   96.4] rcu: INFO: rcu_preempt self-detected stall on CPU\n[   96.4] RIP: 0010:smp_call_function_many_cond+0xf1/0x330\n[   96.4]  on_each_cpu_cond_mask+0x20/0x40\n[   96.4]  text_poke_bp_batch+0xb7/0x300\n"
+case_ poke emu '^L1-POKE: .*text_poke_bp_batch'
+
+mk int3-in-vhost 'not ok 1 x\n' "[  118.8] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n[  118.8] RIP: 0010:vhost_blk_handle_kick+0x6de/0x1760 [vhost_blk]\n$MODS"
+case_ int3-in-vhost ours ''
+
+mk data-mismatch 'not ok 3 pattern read back: guest says: (pattern verify exited 1)\n' "[  118.8] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n[  118.8] RIP: 0010:kvm_arch_vcpu_ioctl_run+0x6de/0x1760 [kvm]\n" \
+	'E2E-OK disk 32768 sectors\nE2E-FAIL pattern-verify (pattern verify exited 1)\n'
+case_ data-mismatch ours ''
+
+mk daemon 'not ok 12 daemon exits 0 on SIGTERM (status 139)\n# E2E-GUEST-GONE g0 requests=0\n' '' 'SeaBIOS\n'
+case_ daemon ours ''
+
+mk l2-panic 'not ok 1 x\n' '' 'SeaBIOS (version 1.16.2)\n[    0.41] RIP: 0010:sched_clock_cpu+0x10/0x1b0\n[    0.42] Kernel panic - not syncing: Fatal exception in interrupt\n'
+case_ l2-panic emu '^L2-PANIC: .*g0'
+
+mk l2-panic-virtio 'not ok 1 x\n' '' 'SeaBIOS\n[    3.1]  virtblk_probe+0x10/0x1b0\n[    3.2] Kernel panic - not syncing: Fatal exception\n'
+case_ l2-panic-virtio ours ''
+
+mk l2-gone 'not ok 1 x\n# E2E-GUEST-GONE g0 requests=0\n' '' 'SeaBIOS\nBooting from ROM...\n'
+case_ l2-gone emu '^L2-GONE: .*requests=0'
+
+mk l2-gone-after-io 'not ok 1 x\n# E2E-GUEST-GONE g0 requests=37\n' '' 'SeaBIOS\nBooting from ROM...\n'
+case_ l2-gone-after-io ours ''
+
+echo "# $n checks, $failed failed"
+[ "$failed" -eq 0 ]
