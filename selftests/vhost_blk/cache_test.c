@@ -99,63 +99,6 @@ static bool kernel_at_least(int major, int minor)
 /* Backends: a brd ram disk, or an image file on a filesystem. */
 enum kind { KIND_BDEV, KIND_TMPFS, KIND_EXT4, KIND_XFS };
 
-static bool mounted(const char *dir)
-{
-	char line[512], path[256];
-	bool found = false;
-	FILE *f;
-
-	f = fopen("/proc/mounts", "r");
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = sscanf(line, "%*s %255s", path) == 1 &&
-			!strcmp(path, dir);
-	fclose(f);
-	return found;
-}
-
-static void remove_fs(const char *name, const char *dir)
-{
-	umount(dir);
-	rmdir(dir);
-	vblk_null_blk_remove(name);
-}
-
-/*
- * Make a filesystem of @fstype on a null_blk device @name and mount it at
- * @dir, or use the one an earlier test left there (mkfs is slow under TCG;
- * the last test removes them). ext4 commits its journal every 60 s instead
- * of 5, so that a commit does not land in the middle of a trace.
- */
-static int make_fs(const char *name, const char *fstype, bool cache,
-		   const char *dir)
-{
-	bool xfs = !strcmp(fstype, "xfs");
-	char dev[64], cmd[256];
-	int ret;
-
-	if (mounted(dir))
-		return 0;
-	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", fstype);
-	(void)!system(cmd);
-	/* mkfs.xfs wants 300 MiB at least; null_blk allocates on write. */
-	ret = vblk_null_blk(name, xfs ? 320 : 64, 512, cache, dev, sizeof(dev));
-	if (ret)
-		return ret;
-	snprintf(cmd, sizeof(cmd), "mkfs.%s -q %s %s >/dev/null 2>&1",
-		 fstype, xfs ? "-f" : "-F", dev);
-	ret = -ENOEXEC;
-	if (!system(cmd)) {
-		mkdir(dir, 0755);
-		ret = mount(dev, dir, fstype, 0, xfs ? NULL : "commit=60") ?
-		      -errno : 0;
-	}
-	if (ret)
-		remove_fs(name, dir);
-	return ret;
-}
-
 /* A zero-filled image of @size bytes, written and synced: no holes. */
 static int make_image(const char *path, size_t size)
 {
@@ -230,7 +173,7 @@ FIXTURE_SETUP(data)
 			/* Its own: the runner's /tmp may be an overlay. */
 			self->dir = "/tmp/cache-tmpfs";
 			mkdir(self->dir, 0755);
-			if (!mounted(self->dir))
+			if (!vblk_mounted(self->dir))
 				ASSERT_EQ(0, mount("tmpfs", self->dir, "tmpfs",
 						   0, "size=64m"));
 		} else {
@@ -238,7 +181,7 @@ FIXTURE_SETUP(data)
 
 			self->fsname = xfs ? "cachexfs" : "cacheext4";
 			self->dir = xfs ? "/tmp/cache-xfs" : "/tmp/cache-ext4";
-			ret = make_fs(self->fsname, xfs ? "xfs" : "ext4", false,
+			ret = vblk_fs(self->fsname, xfs ? "xfs" : "ext4", false,
 				      self->dir);
 			if (ret == -ENOEXEC || ret == -ENODEV)
 				SKIP(return, "cannot make %s: mkfs.%s, null_blk or the %s module missing (%s)",
@@ -603,7 +546,7 @@ FIXTURE_SETUP(trace)
 	ASSERT_EQ(0, vdrv_open(&self->d, MEM_SIZE));
 	ASSERT_EQ(0, vdrv_setup(&self->d, 1, 64, VHOST_BLK_FEATURES));
 	if (variant->image) {
-		ret = make_fs("cachetrace", "ext4", true, "/tmp/cache-trace");
+		ret = vblk_fs("cachetrace", "ext4", true, "/tmp/cache-trace");
 		if (ret == -ENOEXEC || ret == -ENODEV)
 			SKIP(return, "cannot make ext4 on null_blk");
 		ASSERT_EQ(0, ret);
@@ -699,15 +642,15 @@ TEST_F_TIMEOUT(trace, flags, 150)
 /* Last: remove the filesystems the tests above shared. */
 TEST(cleanup)
 {
-	remove_fs("cacheext4", "/tmp/cache-ext4");
-	remove_fs("cachexfs", "/tmp/cache-xfs");
-	remove_fs("cachetrace", "/tmp/cache-trace");
+	vblk_fs_remove("cacheext4", "/tmp/cache-ext4");
+	vblk_fs_remove("cachexfs", "/tmp/cache-xfs");
+	vblk_fs_remove("cachetrace", "/tmp/cache-trace");
 	umount("/tmp/cache-tmpfs");
 	rmdir("/tmp/cache-tmpfs");
-	ASSERT_FALSE(mounted("/tmp/cache-tmpfs"));
-	ASSERT_FALSE(mounted("/tmp/cache-ext4"));
-	ASSERT_FALSE(mounted("/tmp/cache-xfs"));
-	ASSERT_FALSE(mounted("/tmp/cache-trace"));
+	ASSERT_FALSE(vblk_mounted("/tmp/cache-tmpfs"));
+	ASSERT_FALSE(vblk_mounted("/tmp/cache-ext4"));
+	ASSERT_FALSE(vblk_mounted("/tmp/cache-xfs"));
+	ASSERT_FALSE(vblk_mounted("/tmp/cache-trace"));
 }
 
 TEST_HARNESS_MAIN

@@ -75,68 +75,13 @@ static int write_zeroes(struct vdrv *d, uint64_t sector, uint32_t nr)
 	return io(d, VIRTIO_BLK_T_WRITE_ZEROES, 0, &seg, sizeof(seg));
 }
 
-static bool mounted(const char *dir)
-{
-	char line[512], path[256];
-	bool found = false;
-	FILE *f;
-
-	f = fopen("/proc/mounts", "r");
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = sscanf(line, "%*s %255s", path) == 1 &&
-			!strcmp(path, dir);
-	fclose(f);
-	return found;
-}
-
 /* A tmpfs of our own: the runner's /tmp may be an overlay. */
 static int make_tmpfs(void)
 {
 	mkdir(TMPFS_DIR, 0755);
-	if (mounted(TMPFS_DIR))
+	if (vblk_mounted(TMPFS_DIR))
 		return 0;
 	return mount("tmpfs", TMPFS_DIR, "tmpfs", 0, "size=64m") ? -errno : 0;
-}
-
-static void remove_fs(const char *name, const char *dir)
-{
-	umount(dir);
-	rmdir(dir);
-	vblk_null_blk_remove(name);
-}
-
-/*
- * @fstype on a null_blk device @name mounted at @dir, or the one an earlier
- * test left there (mkfs is slow under TCG; the last test removes them).
- * ext4 commits its journal every 60 s, not 5: a commit is then ours.
- */
-static int make_fs(const char *name, const char *fstype, const char *dir)
-{
-	bool xfs = !strcmp(fstype, "xfs");
-	char dev[64], cmd[256];
-	int ret;
-
-	if (mounted(dir))
-		return 0;
-	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", fstype);
-	(void)!system(cmd);
-	/* mkfs.xfs wants 300 MiB at least; null_blk allocates on write. */
-	ret = vblk_null_blk(name, xfs ? 320 : 64, 512, false, dev, sizeof(dev));
-	if (ret)
-		return ret;
-	snprintf(cmd, sizeof(cmd), "mkfs.%s -q %s %s >/dev/null 2>&1",
-		 fstype, xfs ? "-f" : "-F", dev);
-	ret = -ENOEXEC;
-	if (!system(cmd)) {
-		mkdir(dir, 0755);
-		ret = mount(dev, dir, fstype, 0, xfs ? NULL : "commit=60") ?
-		      -errno : 0;
-	}
-	if (ret)
-		remove_fs(name, dir);
-	return ret;
 }
 
 /* A written (not sparse) image of IMG_SIZE bytes of @byte, synced. */
@@ -282,7 +227,7 @@ TEST_F_TIMEOUT(file, attach_keeps_image_unchanged, 200)
 	struct vdrv d;
 	int fd, ret;
 
-	ret = make_fs(XFS_NAME, "xfs", XFS_DIR);
+	ret = vblk_fs(XFS_NAME, "xfs", false, XFS_DIR);
 	if (ret == -ENOEXEC || ret == -ENODEV)
 		SKIP(return, "cannot make xfs: mkfs.xfs, null_blk or the xfs module missing (%s)",
 		     strerror(-ret));
@@ -326,7 +271,7 @@ TEST_F_TIMEOUT(file, other_device_progresses, 300)
 	uint32_t head, len;
 
 	ASSERT_EQ(0, make_tmpfs());
-	ret = make_fs(EXT4_NAME, "ext4", EXT4_DIR);
+	ret = vblk_fs(EXT4_NAME, "ext4", false, EXT4_DIR);
 	if (ret == -ENOEXEC || ret == -ENODEV)
 		SKIP(return, "cannot make ext4: mkfs.ext4, null_blk or the ext4 module missing (%s)",
 		     strerror(-ret));
@@ -446,7 +391,7 @@ TEST_F_TIMEOUT(file, io_charged_to_owner_cgroup, 200)
 	snprintf(val, sizeof(val), "%d", getpid());
 	ASSERT_EQ(0, vblk_write_attr(cg, "cgroup.procs", val));
 
-	ret = make_fs(EXT4_NAME, "ext4", EXT4_DIR);
+	ret = vblk_fs(EXT4_NAME, "ext4", false, EXT4_DIR);
 	if (ret == -ENOEXEC || ret == -ENODEV)
 		SKIP(return, "cannot make ext4: mkfs.ext4, null_blk or the ext4 module missing (%s)",
 		     strerror(-ret));
@@ -500,7 +445,7 @@ TEST_F_TIMEOUT(file, write_zeroes_stable, 200)
 	struct vdrv d;
 	int fd, ret;
 
-	ret = make_fs(EXT4_NAME, "ext4", EXT4_DIR);
+	ret = vblk_fs(EXT4_NAME, "ext4", false, EXT4_DIR);
 	if (ret == -ENOEXEC || ret == -ENODEV)
 		SKIP(return, "cannot make ext4: mkfs.ext4, null_blk or the ext4 module missing (%s)",
 		     strerror(-ret));
@@ -526,13 +471,13 @@ TEST_F_TIMEOUT(file, write_zeroes_stable, 200)
 /* Last: remove what the tests above shared. */
 TEST_F_TIMEOUT(file, cleanup, 100)
 {
-	remove_fs(EXT4_NAME, EXT4_DIR);
-	remove_fs(XFS_NAME, XFS_DIR);
+	vblk_fs_remove(EXT4_NAME, EXT4_DIR);
+	vblk_fs_remove(XFS_NAME, XFS_DIR);
 	umount(TMPFS_DIR);
 	rmdir(TMPFS_DIR);
-	ASSERT_FALSE(mounted(EXT4_DIR));
-	ASSERT_FALSE(mounted(XFS_DIR));
-	ASSERT_FALSE(mounted(TMPFS_DIR));
+	ASSERT_FALSE(vblk_mounted(EXT4_DIR));
+	ASSERT_FALSE(vblk_mounted(XFS_DIR));
+	ASSERT_FALSE(vblk_mounted(TMPFS_DIR));
 }
 
 TEST_HARNESS_MAIN

@@ -24,24 +24,6 @@
 #define SOCK	"/tmp/vblk-lock.sock"
 #define OUT	"/tmp/vblk-lock.out"
 
-/* build/<kver>/selftests/vhost_blk/../../../tools/vhostblkctl */
-static bool find_ctl(char *path, size_t size)
-{
-	char self[256];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (getenv("VHOSTBLKCTL")) {
-		snprintf(path, size, "%s", getenv("VHOSTBLKCTL"));
-		return !access(path, X_OK);
-	}
-	if (n <= 0)
-		return false;
-	self[n] = 0;
-	*strrchr(self, '/') = 0;
-	snprintf(path, size, "%s/../../../tools/vhostblkctl", self);
-	return !access(path, X_OK);
-}
-
 /* Is byte @off of @path locked by anyone (a write lock would not get it)? */
 static int byte_locked(const char *path, int off)
 {
@@ -152,7 +134,7 @@ FIXTURE_SETUP(lock)
 	self->serve = -1;
 	self->holder = -1;
 	self->skip = true;
-	if (!find_ctl(self->ctl, sizeof(self->ctl)))
+	if (!vblk_find_ctl(self->ctl, sizeof(self->ctl)))
 		SKIP(return, "no vhostblkctl binary (make tools, or set VHOSTBLKCTL)");
 	if (access("/usr/bin/qemu-img", X_OK) || access("/usr/bin/qemu-io", X_OK))
 		SKIP(return, "no qemu-img/qemu-io (Debian package qemu-utils)");

@@ -959,24 +959,6 @@ static int run(const char *cmd, char *out, size_t size)
 	return WEXITSTATUS(pclose(p));
 }
 
-/* build/<kver>/selftests/vhost_blk/../../../tools/vhostblkctl */
-static bool find_ctl(char *path, size_t size)
-{
-	char self[256];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (getenv("VHOSTBLKCTL")) {
-		snprintf(path, size, "%s", getenv("VHOSTBLKCTL"));
-		return !access(path, X_OK);
-	}
-	if (n <= 0)
-		return false;
-	self[n] = 0;
-	*strrchr(self, '/') = 0;
-	snprintf(path, size, "%s/../../../tools/vhostblkctl", self);
-	return !access(path, X_OK);
-}
-
 /* Starts vhostblkctl seven times and watches two rounds: slow under TCG. */
 TEST_F_TIMEOUT(nl, vhostblkctl_json, 180)
 {
@@ -985,7 +967,7 @@ TEST_F_TIMEOUT(nl, vhostblkctl_json, 180)
 	struct vreq r;
 	int i;
 
-	if (!find_ctl(ctl, sizeof(ctl)))
+	if (!vblk_find_ctl(ctl, sizeof(ctl)))
 		SKIP(return, "no vhostblkctl binary (make tools, or set VHOSTBLKCTL)");
 	for (i = 0; i < 5; i++) {
 		r = vdrv_req_alloc(&self->d, VIRTIO_BLK_T_OUT, i * 8, 4096);

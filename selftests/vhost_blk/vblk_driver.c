@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -553,6 +554,73 @@ void vblk_null_blk_remove(const char *name)
 	snprintf(dir, sizeof(dir), "/sys/kernel/config/nullb/%s", name);
 	vblk_write_attr(dir, "power", "0");
 	rmdir(dir);
+}
+
+bool vblk_mounted(const char *dir)
+{
+	char line[512], path[256];
+	bool found = false;
+	FILE *f;
+
+	f = fopen("/proc/mounts", "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %255s", path) == 1 &&
+			!strcmp(path, dir);
+	fclose(f);
+	return found;
+}
+
+void vblk_fs_remove(const char *name, const char *dir)
+{
+	umount(dir);
+	rmdir(dir);
+	vblk_null_blk_remove(name);
+}
+
+int vblk_fs(const char *name, const char *fstype, bool cache, const char *dir)
+{
+	bool xfs = !strcmp(fstype, "xfs");
+	char dev[64], cmd[256];
+	int ret;
+
+	if (vblk_mounted(dir))
+		return 0;
+	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", fstype);
+	(void)!system(cmd);
+	/* mkfs.xfs wants 300 MiB at least; null_blk allocates on write. */
+	ret = vblk_null_blk(name, xfs ? 320 : 64, 512, cache, dev, sizeof(dev));
+	if (ret)
+		return ret;
+	snprintf(cmd, sizeof(cmd), "mkfs.%s -q %s %s >/dev/null 2>&1",
+		 fstype, xfs ? "-f" : "-F", dev);
+	ret = -ENOEXEC;
+	if (!system(cmd)) {
+		mkdir(dir, 0755);
+		ret = mount(dev, dir, fstype, 0, xfs ? NULL : "commit=60") ?
+		      -errno : 0;
+	}
+	if (ret)
+		vblk_fs_remove(name, dir);
+	return ret;
+}
+
+bool vblk_find_ctl(char *path, size_t size)
+{
+	char self[256];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (getenv("VHOSTBLKCTL")) {
+		snprintf(path, size, "%s", getenv("VHOSTBLKCTL"));
+		return !access(path, X_OK);
+	}
+	if (n <= 0)
+		return false;
+	self[n] = 0;
+	*strrchr(self, '/') = 0;
+	snprintf(path, size, "%s/../../../tools/vhostblkctl", self);
+	return !access(path, X_OK);
 }
 
 int vblk_loop(const char *file, size_t bytes, char *path, size_t pathlen)

@@ -122,6 +122,21 @@ int vblk_open_dev(const char *path, int flags);
 int vblk_null_blk(const char *name, unsigned int mb, unsigned int bs,
 		  bool cache, char *path, size_t pathlen);
 void vblk_null_blk_remove(const char *name);
+/* Is a filesystem mounted at @dir (an exact /proc/mounts match)? */
+bool vblk_mounted(const char *dir);
+/*
+ * @fstype (ext4 or xfs) on a null_blk device @name (@cache: volatile write
+ * cache) mounted at @dir, or the one an earlier test left there (mkfs is
+ * slow under TCG). ext4 commits its journal every 60 s instead of 5, so a
+ * commit is the test's own. 0 or -errno; vblk_fs_remove() undoes it.
+ */
+int vblk_fs(const char *name, const char *fstype, bool cache, const char *dir);
+void vblk_fs_remove(const char *name, const char *dir);
+/*
+ * The vhostblkctl binary: $VHOSTBLKCTL, or the one built beside the tests
+ * (build/<kver>/selftests/vhost_blk/../../../tools/vhostblkctl).
+ */
+bool vblk_find_ctl(char *path, size_t size);
 int vblk_loop(const char *file, size_t bytes, char *path, size_t pathlen);
 void vblk_loop_remove(const char *path);
 /*
