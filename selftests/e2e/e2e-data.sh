@@ -57,7 +57,7 @@ sys.exit(1 if bad else 0)
 	fi
 }
 
-e2e_setup 13
+e2e_setup 15
 E2E_DAEMON_OF=d0
 t0=$(now)
 disk_clear_head $DISK
@@ -78,7 +78,19 @@ guest_check g0 reboot "guest reboots inside the same qemu"
 guest_check g0 pattern-after-reboot "pattern intact after the reboot"
 guest_check g0 rebind "driver unbound and bound again (device reset, vhost-user stop and start)"
 guest_check g0 pattern-after-rebind "pattern intact after the rebind"
-guest_check g0 ext4 "mkfs.ext4, files written, sync, umount, md5sums, fsck -fn clean"
+guest_check g0 wce-off "guest turns its write cache off (cache_type \"write through\")"
+# vhost-user carries the guest's config write as SET_CONFIG; serve hands it to the module.
+if [ "$E2E_BACKEND" != serve ]; then
+	tap_skip "daemon got SET_CONFIG with the write cache off and passed it to the module" \
+		"the $E2E_BACKEND back end does not use /dev/vhost-blk"
+elif grep -q 'msg [0-9]*: SET_CONFIG' "$E2E_LOG/d0.dlog" &&
+	grep -q 'guest set the write cache to writethrough' "$E2E_LOG/d0.dlog"; then
+	tap_ok "daemon got SET_CONFIG with the write cache off and passed it to the module"
+else
+	tap_fail "daemon got SET_CONFIG with the write cache off and passed it to the module"
+	daemon_log d0
+fi
+guest_check g0 ext4 "mkfs.ext4, files written, sync, umount, md5sums, fsck -fn clean (write cache off)"
 if guest_kernel_clean g0; then tap_ok "guest kernel log has no I/O errors or warnings"
 else tap_fail "guest kernel log has no I/O errors or warnings"; fi
 if kill -0 "$(daemon_pid d0)" 2>/dev/null; then

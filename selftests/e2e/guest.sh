@@ -52,7 +52,9 @@ wait_disk() {
 	[ -b $DISK ] || { fail disk "no $DISK after 60 s"; ls /sys/block; return 1; }
 	set -- /sys/block/vda/mq/*
 	ok disk "$(cat /sys/block/vda/size) sectors, $# queues," \
-		"ro=$(cat /sys/block/vda/ro) cache=$(cat /sys/block/vda/queue/write_cache)"
+		"ro=$(cat /sys/block/vda/ro) cache=$(cat /sys/block/vda/queue/write_cache)" \
+		"cache_type=$(cat /sys/block/vda/cache_type 2>/dev/null)" \
+		"features=$(cat /sys/block/vda/device/features)"
 }
 
 # The first 4 KiB carry SEED's pattern only after the first pass wrote the disk: the host clears
@@ -89,6 +91,18 @@ rebind() {
 	wait_disk
 }
 
+# The guest turns its write cache off (VIRTIO_BLK_F_CONFIG_WCE: a config write of the wce byte,
+# which QEMU passes to the back end as SET_CONFIG and keeps in its copy of the config) and reads
+# it back: from here on every write must be stable before it completes.
+wce_off() {
+	_attr=/sys/block/vda/cache_type
+	[ -w $_attr ] || { echo "no $_attr"; return 1; }
+	echo "write through" >$_attr || return 1
+	_now=$(cat $_attr)
+	echo "e2e-guest: cache_type now: $_now"
+	[ "$_now" = "write through" ]
+}
+
 # Cases 1+2: pattern at several sizes and depths, FLUSH, reboot, pattern again, then ext4.
 case_data() {
 	if ! second_pass; then
@@ -106,6 +120,7 @@ case_data() {
 	check pattern-after-reboot pattern verify $DISK --seed "$SEED" --plan 1m:2 || return
 	check rebind rebind || return
 	check pattern-after-rebind pattern verify $DISK --seed "$SEED" --plan 64k:4 || return
+	check wce-off wce_off || return
 	check ext4 fs_check
 }
 

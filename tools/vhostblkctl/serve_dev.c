@@ -112,7 +112,12 @@ int serve_dev_open(const struct serve_cfg *cfg, const struct serve_ops *ops,
 {
 	struct vhost_blk_params params = {
 		.size = sizeof(params),
-		.mask = VHOST_BLK_PARAM_ALL,
+		/*
+		 * Not VHOST_BLK_PARAM_ALL: that includes the write cache, and a
+		 * zero there would show a guest in a write-back mode a
+		 * write-through disk. Attaching sets the mode's default.
+		 */
+		.mask = VHOST_BLK_PARAM_NUM_QUEUES | VHOST_BLK_PARAM_SERIAL,
 		.num_queues = cfg->num_queues,
 	};
 	struct vhost_blk_backend be = {
