@@ -273,10 +273,10 @@ struct vhost_blk_vq {
  * vhost_blk_nl_lock (netlink.c) guards the registry of devices and is held
  * while netlink reads a device, which then only trylocks dev.mutex (a
  * drain may hold it long); nothing holding dev.mutex may take it.
- * dev.mutex serializes ioctls and protects @disk, @num_queues, @owner and
- * @capacity.reported, and its holders write @wce, which requests read
- * without a lock; kick and completion work take only vq->mutex and see
- * the disk through vq->private_data. @serial_lock guards @serial, which
+ * dev.mutex serializes ioctls and protects @disk, @num_queues, @owner,
+ * @wce_mode and @capacity.reported, and its holders write @wce, which
+ * requests read without a lock; kick and completion work take only
+ * vq->mutex and see the disk through vq->private_data. @serial_lock guards @serial, which
  * GET_ID copies from the workers. @id and @euid are set at open and never
  * change.
  */
