@@ -757,60 +757,96 @@ static int dd_queued_all(const char *dev, unsigned int n, unsigned int *rt,
 	return 0;
 }
 
-TEST_F_TIMEOUT(slow, header_ioprio_on_bios, 120)
+/*
+ * A scsi_debug disk (@params) with mq-deadline, whose debugfs counters show
+ * the class of every queued request. 0, or non-zero with @why saying what
+ * is missing (the disk is gone again).
+ */
+static int ioprio_disk(const char *params, char *path, size_t pathlen,
+		       char *why, size_t whylen)
+{
+	unsigned int rt, be, idle;
+	char attr[128];
+	int ret;
+
+	ret = sdebug_load(params, path, pathlen);
+	if (ret) {
+		snprintf(why, whylen, "no scsi_debug disk: %s", strerror(-ret));
+		return ret;
+	}
+	snprintf(attr, sizeof(attr), "/sys/block/%s/queue", path + 5);
+	if (vblk_write_attr(attr, "scheduler", "mq-deadline")) {
+		snprintf(why, whylen, "no mq-deadline scheduler for %s", path);
+		goto unload;
+	}
+	if (access(DEBUGFS "/block", F_OK))
+		system("mount -t debugfs none " DEBUGFS " 2>/dev/null");
+	if (dd_queued(path + 5, &rt, &be, &idle)) {
+		snprintf(why, whylen,
+			 "no mq-deadline queued counters in debugfs (CONFIG_BLK_DEBUG_FS)");
+		goto unload;
+	}
+	return 0;
+unload:
+	sdebug_unload();
+	return -ENOENT;
+}
+
+/*
+ * Four idle, four real-time and four best-effort guest reads in flight on
+ * @d's ioprio_disk() at @path (@where says what lies between): mq-deadline
+ * must queue them as 4 IDLE and 8 BE (a guest gets no real-time class), and
+ * each must complete OK.
+ */
+static void ioprio_reads(struct __test_metadata *_metadata, struct vdrv *d,
+			 const char *path, const char *where)
 {
 	static const uint32_t prio[3] = {
 		PRIO(3, 0),	/* idle */
 		PRIO(1, 0),	/* real-time: not for a guest */
 		PRIO(2, 7),	/* best-effort, lowest level */
 	};
-	unsigned int rt = 0, be = 0, idle = 0, i;
-	char path[64], attr[128];
+	unsigned int rt, be, idle, i;
 	uint32_t head, len;
 	struct vreq r[12];
-	struct vdrv d;
-	int bdev, ret;
-
-	ret = sdebug_load("dev_size_mb=16", path, sizeof(path));
-	if (ret)
-		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
-	snprintf(attr, sizeof(attr), "/sys/block/%s/queue", path + 5);
-	if (vblk_write_attr(attr, "scheduler", "mq-deadline")) {
-		sdebug_unload();
-		SKIP(return, "no mq-deadline scheduler for %s", path);
-	}
-	if (access(DEBUGFS "/block", F_OK))
-		system("mount -t debugfs none " DEBUGFS " 2>/dev/null");
-	if (dd_queued(path + 5, &rt, &be, &idle)) {
-		sdebug_unload();
-		SKIP(return, "no mq-deadline queued counters in debugfs (CONFIG_BLK_DEBUG_FS)");
-	}
-	bdev = vblk_open_dev(path, O_RDWR);
-	ASSERT_LE(0, bdev);
-	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
-	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
-	ASSERT_EQ(0, vdrv_attach(&d, bdev));
 
 	/* Each command takes 5 s (1250 jiffies at HZ=250): all 12 overlap. */
 	ASSERT_EQ(0, vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug",
 				     "delay", "1250"));
 	/* Not adjacent: requests of one priority must not merge. */
 	for (i = 0; i < 12; i++) {
-		r[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, i * 16, 4096);
+		r[i] = vdrv_req_alloc(d, VIRTIO_BLK_T_IN, i * 16, 4096);
 		r[i].hdr->ioprio = prio[i % 3];
-		ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r[i], 1, false));
+		ASSERT_LE(0, vdrv_start(d, &d->q[0], &r[i], 1, false));
 	}
-	vdrv_kick(&d.q[0]);
+	vdrv_kick(&d->q[0]);
 	ASSERT_EQ(0, dd_queued_all(path + 5, 12, &rt, &be, &idle));
-	TH_LOG("mq-deadline on %s, 4 idle, 4 real-time, 4 best-effort guest reads in flight: queued RT %u, BE %u, IDLE %u",
-	       path, rt, be, idle);
+	TH_LOG("mq-deadline on %s%s, 4 idle, 4 real-time, 4 best-effort guest reads in flight: queued RT %u, BE %u, IDLE %u",
+	       path, where, rt, be, idle);
 	EXPECT_EQ(0, rt);
 	EXPECT_EQ(8, be);
 	EXPECT_EQ(4, idle);
 	for (i = 0; i < 12; i++)
-		ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len, 60000));
+		ASSERT_EQ(0, vdrv_get_used(d, &d->q[0], &head, &len, 60000));
 	for (i = 0; i < 12; i++)
 		EXPECT_EQ(VIRTIO_BLK_S_OK, *r[i].status);
+}
+
+TEST_F_TIMEOUT(slow, header_ioprio_on_bios, 120)
+{
+	char path[64], why[128];
+	struct vdrv d;
+	int bdev;
+
+	if (ioprio_disk("dev_size_mb=16", path, sizeof(path), why, sizeof(why)))
+		SKIP(return, "%s", why);
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+
+	ioprio_reads(_metadata, &d, path, "");
 
 	vdrv_close(&d);
 	close(bdev);
@@ -827,30 +863,14 @@ TEST_F_TIMEOUT(slow, header_ioprio_on_bios, 120)
 
 TEST_F_TIMEOUT(slow, header_ioprio_on_image_kiocbs, 180)
 {
-	static const uint32_t prio[3] = { PRIO(3, 0), PRIO(1, 0), PRIO(2, 7) };
-	unsigned int rt = 0, be = 0, idle = 0, i;
-	char path[64], attr[128], cmd[512];
+	char path[64], why[128], cmd[512];
 	const char *img = IMG_MNT "/disk.img";
-	uint32_t head, len;
-	struct vreq r[12];
 	struct vdrv d;
-	int fd, ret;
+	int fd;
 	uint8_t *buf;
 
-	ret = sdebug_load("dev_size_mb=64", path, sizeof(path));
-	if (ret)
-		SKIP(return, "no scsi_debug disk: %s", strerror(-ret));
-	snprintf(attr, sizeof(attr), "/sys/block/%s/queue", path + 5);
-	if (vblk_write_attr(attr, "scheduler", "mq-deadline")) {
-		sdebug_unload();
-		SKIP(return, "no mq-deadline scheduler for %s", path);
-	}
-	if (access(DEBUGFS "/block", F_OK))
-		system("mount -t debugfs none " DEBUGFS " 2>/dev/null");
-	if (dd_queued(path + 5, &rt, &be, &idle)) {
-		sdebug_unload();
-		SKIP(return, "no mq-deadline queued counters in debugfs (CONFIG_BLK_DEBUG_FS)");
-	}
+	if (ioprio_disk("dev_size_mb=64", path, sizeof(path), why, sizeof(why)))
+		SKIP(return, "%s", why);
 	/* Inode tables and journal written now: no lazy-init I/O below. */
 	snprintf(cmd, sizeof(cmd),
 		 "modprobe ext4 && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 %s && mkdir -p " IMG_MNT " && mount -t ext4 -o noatime,commit=600 %s " IMG_MNT,
@@ -878,25 +898,7 @@ TEST_F_TIMEOUT(slow, header_ioprio_on_image_kiocbs, 180)
 	 * reads meet the 5 s commands and the delay can be reset after them.
 	 */
 	sync();
-	ASSERT_EQ(0, vblk_write_attr("/sys/bus/pseudo/drivers/scsi_debug",
-				     "delay", "1250"));
-	/* Not adjacent: requests of one priority must not merge. */
-	for (i = 0; i < 12; i++) {
-		r[i] = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, i * 16, 4096);
-		r[i].hdr->ioprio = prio[i % 3];
-		ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r[i], 1, false));
-	}
-	vdrv_kick(&d.q[0]);
-	ASSERT_EQ(0, dd_queued_all(path + 5, 12, &rt, &be, &idle));
-	TH_LOG("mq-deadline on %s under an ext4 image, 4 idle, 4 real-time, 4 best-effort guest reads in flight: queued RT %u, BE %u, IDLE %u",
-	       path, rt, be, idle);
-	EXPECT_EQ(0, rt);
-	EXPECT_EQ(8, be);
-	EXPECT_EQ(4, idle);
-	for (i = 0; i < 12; i++)
-		ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &len, 60000));
-	for (i = 0; i < 12; i++)
-		EXPECT_EQ(VIRTIO_BLK_S_OK, *r[i].status);
+	ioprio_reads(_metadata, &d, path, " under an ext4 image");
 
 	EXPECT_EQ(0, sdebug_no_delay());
 	vdrv_close(&d);
