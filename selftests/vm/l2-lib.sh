@@ -124,6 +124,12 @@ export PATH=/bin:/usr/sbin:/usr/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# The kernel booted on one CPU (l2_boot's maxcpus=1): bring the others up now.
+for c in /sys/devices/system/cpu/cpu[0-9]*/online; do
+	[ -e "$c" ] && [ "$(cat "$c")" != 1 ] || continue
+	echo 1 >"$c" || echo "l2-init: cannot online ${c%/online}"
+done
+echo "l2-init: up, CPUs $(cat /sys/devices/system/cpu/online) online"
 for m in /modules/*.ko; do
 	[ -e "$m" ] && { insmod "$m" || echo "l2-init: insmod $m failed"; }
 done
@@ -141,6 +147,12 @@ INIT
 
 # l2_boot INITRD LOG [QEMU_ARG...]: boot the guest, console and qemu messages to LOG.
 # Returns qemu's status (124: killed after L2_TIMEOUT seconds).
+# The guest kernel boots on one CPU (maxcpus=1; /init onlines the others before it loads
+# modules, so a multi-vCPU guest still has every CPU and every virtio queue for its body): its
+# initcalls flip static keys (sched_clock's stability at late_initcall, ...) and rewrite their
+# branches live, and under nested KVM in TCG a second vCPU can run the stale translated code
+# after that rewrite ("Oops: int3" in sched_clock_cpu, seen on CPU 1 during a level-2 boot).
+# On one CPU the patcher runs its own patched code. L2_APPEND may override it (maxcpus=N).
 l2_boot() {
 	_initrd=$1
 	_log=$2
@@ -155,6 +167,6 @@ l2_boot() {
 		-m "$_mem${L2_MEM_SLOTS:+,$L2_MEM_SLOTS}" \
 		-nographic -nic none \
 		-kernel "/boot/vmlinuz-$(uname -r)" -initrd "$_initrd" \
-		-append "console=ttyS0 panic=-1 ${L2_APPEND:-}" \
+		-append "console=ttyS0 panic=-1 maxcpus=1 ${L2_APPEND:-}" \
 		"$@" </dev/null >"$_log" 2>&1
 }
