@@ -34,7 +34,7 @@ mk() {
 
 MODS='[  118.851582] Modules linked in: kvm_amd ccp kvm irqbypass brd vhost_blk(OE) vhost vhost_iotlb\n'
 echo "TAP version 13"
-echo "1..12"
+echo "1..15"
 
 mk int3 'not ok 1 x\n' "[  118.845141] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n[  118.846575] CPU: 0 UID: 0 PID: 1309 Comm: qemu-system-x86\n[  118.846971] RIP: 0010:kvm_arch_vcpu_ioctl_run+0x6de/0x1760 [kvm]\n$MODS"
 case_ int3 emu '^L1-INT3: .*kvm_arch_vcpu_ioctl_run'
@@ -72,6 +72,16 @@ case_ l2-gone emu '^L2-GONE: .*requests=0'
 
 mk l2-gone-after-io 'not ok 1 x\n# E2E-GUEST-GONE g0 requests=37\n' '' 'SeaBIOS\nBooting from ROM...\n'
 case_ l2-gone-after-io ours ''
+
+mk l2-noinit 'not ok 1 x\n# E2E-GUEST-NO-INIT g0 requests=0 after 600s\n# E2E-GUEST-GONE g0 requests=0\n' '' 'SeaBIOS\nBooting from ROM...\n'
+case_ l2-noinit emu '^L2-NOINIT: .*g0'
+
+# SeaBIOS never finished with the disk: its reads through our device may be what hung.
+mk l2-noinit-in-seabios 'not ok 1 x\n# E2E-GUEST-NO-INIT g0 requests=0 after 600s\n' '' 'SeaBIOS (version 1.16.2)\n'
+case_ l2-noinit-in-seabios ours ''
+
+mk l2-noinit-but-up 'not ok 1 x\n# E2E-GUEST-NO-INIT g0 requests=0 after 600s\n' '' 'SeaBIOS\nBooting from ROM...\nl2-init: up, CPUs 0-1 online\n'
+case_ l2-noinit-but-up ours ''
 
 echo "# $n checks, $failed failed"
 [ "$failed" -eq 0 ]

@@ -23,6 +23,10 @@
 #  L2-PANIC  a level-2 guest's kernel panicked before guest.sh printed anything (so before it
 #            used the disk) and the panic's last 40 lines name nothing of virtio/vhost/blk: an
 #            early-boot panic of the nested guest (sched_clock_cpu, timer checks...).
+#  L2-NOINIT a level-2 guest's kernel never reached its /init (no "l2-init: up" line) in
+#            lib.sh's E2E_BOOT_WAIT ("E2E-GUEST-NO-INIT NAME requests=0"), after SeaBIOS was done
+#            with the disk: the nested guest's own boot hung before any driver of our device
+#            was loaded, with no request served.
 #  L2-GONE   a level-2 guest's qemu ended on its own before guest.sh printed anything, while no
 #            request had been counted on any vhost-blk queue (lib.sh's "E2E-GUEST-GONE NAME
 #            requests=0") and qemu printed no error: the nested guest died before our device
@@ -67,6 +71,10 @@ e2e_emulation_fault() {
 			echo "L2-PANIC: level-2 guest $g panicked before its first test step: $(_emu_strip "$line")"
 			return 0
 		fi
+		line=$(grep -m1 -E "^# E2E-GUEST-NO-INIT $g requests=0 " "$tap" 2>/dev/null) &&
+			! tr -d '\r' <"$f" | grep -q '^l2-init: up' &&
+			tr -d '\r' <"$f" | grep -q 'Booting from ROM' &&
+			{ echo "L2-NOINIT: level-2 guest $g never reached its /init (${line#\# })"; return 0; }
 		line=$(grep -m1 -E "^# E2E-GUEST-GONE $g requests=0\$" "$tap" 2>/dev/null) || continue
 		tr -d '\r' <"$f" | grep -q '^qemu-system-x86_64:' && return 1
 		echo "L2-GONE: level-2 guest $g ended before its first test step with no request served (${line#\# })"

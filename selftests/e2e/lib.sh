@@ -234,7 +234,25 @@ console_has() {
 	guest_console "$1" | grep -qF -- "$2" && return 0
 	guest_running "$1" || return 2
 	guest_console "$1" | grep -q 'Kernel panic' && return 2
+	guest_never_booted "$1" && return 2
 	return 1
+}
+
+# guest_never_booted NAME: has the guest's kernel failed to reach its /init ("l2-init: up", which
+# l2-lib's /init prints before it loads a module) within E2E_BOOT_WAIT seconds? Then say so once
+# (for selftests/e2e/emu-fault.sh, with the requests served so far) and kill its qemu, rather
+# than wait E2E_WAIT for a guest that is not coming. Until /init the guest's kernel has not
+# touched the disk (virtio_pci and virtio_blk are modules /init loads) and SeaBIOS's reads are
+# over (it printed "Booting from ROM" after them): nothing of ours is in that window.
+E2E_BOOT_WAIT=${E2E_BOOT_WAIT:-600}
+guest_never_booted() {
+	[ -e "$E2E_WORK/$1.noinit" ] && return 0
+	guest_console "$1" | grep -q '^l2-init: up' && return 1
+	[ "$(elapsed "$(cat "$E2E_WORK/$1.start")")" -ge "$E2E_BOOT_WAIT" ] || return 1
+	: >"$E2E_WORK/$1.noinit"
+	echo "# E2E-GUEST-NO-INIT $1 requests=$(requests_counted) after ${E2E_BOOT_WAIT}s"
+	kill -9 "$(cat "$E2E_WORK/$1.qpid" 2>/dev/null)" 2>/dev/null
+	return 0
 }
 
 # poll SECONDS CMD...: run CMD every 0.2 s until it succeeds (0), returns 2 (gives up) or time
