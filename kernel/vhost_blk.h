@@ -41,8 +41,9 @@
 #define VHOST_BLK_WEIGHT_BYTES	(8U << 20)
 
 /*
- * Guest buffers the device cannot DMA (unaligned, or segments that are not
- * whole logical blocks, as virtio allows) go through host pages (bounce.c). Host memory
+ * Guest buffers the device cannot DMA, or an image's O_DIRECT cannot take
+ * (unaligned, or segments that are not whole logical blocks, as virtio
+ * allows), go through host pages (bounce.c). Host memory
  * is not the guest's to spend: each queue may hold this many bounce pages
  * (charged, as the request tables, to the owner's memory cgroup);
  * a request waits while they are in use, and a larger one moves in windows
@@ -136,6 +137,8 @@ struct vhost_blk_disk {
 	u32 discard_max;		/* sectors per request; 0: not offered */
 	u32 write_zeroes_max;		/* sectors per request; 0: not offered */
 	u32 discard_granularity;	/* bytes */
+	/* Direct I/O to an image: guest buffers aligned to this go in place */
+	unsigned int dio_addr_align;
 	u32 cache_mode;			/* VHOST_BLK_CACHE_* */
 	bool direct;			/* host page cache bypassed */
 	bool read_only;
