@@ -2,8 +2,9 @@
 /*
  * Image files as backends: the work items that do a file's I/O act for the
  * process that attached it (credentials, cgroups), attaching does not touch
- * the image, one device cannot hold another's I/O up, and what the cache
- * mode promises holds for write zeroes too.
+ * the image, one device cannot hold another's I/O up, what the cache
+ * mode promises holds for write zeroes too, and in the direct modes guest
+ * buffers the image's O_DIRECT cannot take are read and written correctly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/quota.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -104,6 +106,36 @@ static int make_image(const char *path, int byte, mode_t mode)
 	}
 	fsync(fd);
 	return fd;
+}
+
+/*
+ * @fstype with 4 KiB blocks on a null_blk of @lbs-byte blocks at @dir,
+ * made with mkfs options @mkfs_opts and mounted with @data: 0 or -errno.
+ */
+static int fs_4k(const char *name, const char *fstype, unsigned int lbs,
+		 const char *mkfs_opts, const char *data, const char *dir)
+{
+	bool xfs = !strcmp(fstype, "xfs");
+	char dev[64], cmd[256];
+	int ret;
+
+	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", fstype);
+	(void)!system(cmd);
+	/* mkfs.xfs wants 300 MiB at least; null_blk allocates on write. */
+	ret = vblk_null_blk(name, xfs ? 320 : 64, lbs, false, dev, sizeof(dev));
+	if (ret)
+		return ret;
+	snprintf(cmd, sizeof(cmd), "mkfs.%s -q %s %s %s >/dev/null 2>&1",
+		 fstype, xfs ? "-f -b size=4096" : "-F -b 4096", mkfs_opts,
+		 dev);
+	ret = -ENOEXEC;
+	if (!system(cmd)) {
+		mkdir(dir, 0755);
+		ret = mount(dev, dir, fstype, 0, data) ? -errno : 0;
+	}
+	if (ret)
+		vblk_fs_remove(name, dir);
+	return ret;
 }
 
 /* No state: the fixture is there for TEST_F_TIMEOUT (mkfs under TCG). */
@@ -209,6 +241,85 @@ TEST_F_TIMEOUT(file, suid_stripped_for_owner, 100)
 	vdrv_close(&d);
 	close(fd);
 	unlink(img);
+}
+
+/*
+ * Quota limits bind the attacher as they bind its own write(2): the image
+ * is nobody's, on ext4 with user quota, nobody's hard limit 1 MiB. Root
+ * (CAP_SYS_RESOURCE: quota hard limits do not apply) attaches it and its
+ * guest fills 2 MiB of holes; once nobody attaches it, a guest write to a
+ * hole fails (EDQUOT), a write over allocated blocks does not. Work items
+ * acting with the kworker's credentials (root's) would let the write
+ * through.
+ */
+TEST_F_TIMEOUT(file, quota_binds_attacher, 200)
+{
+	const char *dir = "/tmp/file-quota", *name = "filequota";
+	const char *img = "/tmp/file-quota/img";
+	static uint8_t buf[2 << 20];
+	struct dqblk q = {
+		.dqb_bhardlimit = 1024,		/* 1 KiB units: 1 MiB */
+		.dqb_valid = QIF_BLIMITS,
+	};
+	char dev[64];
+	struct stat st;
+	struct vdrv d;
+	int fd, ret, i;
+
+	/* ext4's quota files are in format v2, a module of its own. */
+	(void)!system("modprobe quota_v2 2>/dev/null");
+	ret = fs_4k(name, "ext4", 512, "-O quota", "usrquota", dir);
+	if (ret == -ENOEXEC || ret == -ENODEV || ret == -EINVAL ||
+	    ret == -ESRCH)
+		SKIP(return, "cannot make ext4 with user quota: mkfs.ext4 -O quota, null_blk, quota support or the quota_v2 module missing (%s)",
+		     strerror(-ret));
+	ASSERT_EQ(0, ret);
+	snprintf(dev, sizeof(dev), "/dev/%s", name);
+	ret = quotactl(QCMD(Q_SETQUOTA, USRQUOTA), dev, NOBODY, (void *)&q);
+	if (ret && errno == ESRCH)
+		SKIP(goto out, "user quota is not enabled on the mount");
+	ASSERT_EQ(0, ret);
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, IMG_SIZE));
+	ASSERT_EQ(0, fchown(fd, NOBODY, NOBODY));
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+
+	/* Root: over nobody's limit, as root's own write(2) may go. */
+	ASSERT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_NONE));
+	vblk_fill(buf, sizeof(buf), 21);
+	/* In requests of one segment of at most 1 MiB (size_max). */
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  io(&d, VIRTIO_BLK_T_OUT, i * 2048, buf + i * (1 << 20),
+			     1 << 20));
+	ASSERT_EQ(0, fstat(fd, &st));
+	TH_LOG("root's guest wrote 2 MiB: %lld KiB allocated to nobody",
+	       (long long)st.st_blocks / 2);
+	ASSERT_LT(1024 * 2, st.st_blocks);
+	ASSERT_EQ(0, attach_mode(&d, -1, VHOST_BLK_CACHE_NONE));
+	close(fd);
+
+	/* nobody: no more blocks, but its allocated ones may be rewritten. */
+	ASSERT_EQ(0, setresgid(NOBODY, NOBODY, NOBODY));
+	ASSERT_EQ(0, setresuid(NOBODY, NOBODY, NOBODY));
+	fd = open(img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_NONE));
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, io(&d, VIRTIO_BLK_T_OUT, 8192, buf,
+					 64 << 10))
+		TH_LOG("a write to a hole went over the attacher's quota");
+	vblk_fill(buf, 64 << 10, 22);
+	EXPECT_EQ(VIRTIO_BLK_S_OK, io(&d, VIRTIO_BLK_T_OUT, 0, buf, 64 << 10));
+	EXPECT_EQ(0, vblk_pread(fd, buf + (1 << 20), 64 << 10, 0));
+	EXPECT_EQ(0, memcmp(buf, buf + (1 << 20), 64 << 10));
+
+	vdrv_close(&d);
+	close(fd);
+out:
+	/* Unmounting is root's: the parent removes it (cleanup below). */
+	return;
 }
 
 /*
@@ -497,31 +608,6 @@ FIXTURE_VARIANT_ADD(unaligned, xfs_512) { "xfs", 512 };
 FIXTURE_VARIANT_ADD(unaligned, ext4_4k) { "ext4", 4096 };
 FIXTURE_VARIANT_ADD(unaligned, xfs_4k) { "xfs", 4096 };
 
-/* @fstype with 4 KiB blocks on a null_blk of @lbs-byte blocks at @dir. */
-static int ua_fs(const char *name, const char *fstype, unsigned int lbs,
-		 const char *dir)
-{
-	bool xfs = !strcmp(fstype, "xfs");
-	char dev[64], cmd[256];
-	int ret;
-
-	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", fstype);
-	(void)!system(cmd);
-	ret = vblk_null_blk(name, xfs ? 320 : 64, lbs, false, dev, sizeof(dev));
-	if (ret)
-		return ret;
-	snprintf(cmd, sizeof(cmd), "mkfs.%s -q %s %s >/dev/null 2>&1", fstype,
-		 xfs ? "-f -b size=4096" : "-F -b 4096", dev);
-	ret = -ENOEXEC;
-	if (!system(cmd)) {
-		mkdir(dir, 0755);
-		ret = mount(dev, dir, fstype, 0, NULL) ? -errno : 0;
-	}
-	if (ret)
-		vblk_fs_remove(name, dir);
-	return ret;
-}
-
 FIXTURE_SETUP(unaligned)
 {
 	struct statx stx;
@@ -534,7 +620,8 @@ FIXTURE_SETUP(unaligned)
 		 variant->fstype, variant->lbs);
 	snprintf(self->dir, sizeof(self->dir), "/tmp/%s", self->name);
 	snprintf(self->img, sizeof(self->img), "%s/img", self->dir);
-	ret = ua_fs(self->name, variant->fstype, variant->lbs, self->dir);
+	ret = fs_4k(self->name, variant->fstype, variant->lbs, "", NULL,
+		    self->dir);
 	if (ret == -ENOEXEC || ret == -ENODEV)
 		SKIP(return, "cannot make %s: mkfs.%s, null_blk or the module missing (%s)",
 		     variant->fstype, variant->fstype, strerror(-ret));
@@ -653,7 +740,8 @@ static void ua_check(struct __test_metadata *_metadata,
 
 /*
  * In none and directsync: buffers at +1 and +512, split oddly, and one of
- * 9 MiB at +1 (three bounce windows), read and written correctly.
+ * 9 MiB at +1 (three bounce windows), read and written correctly; a range
+ * that is not whole blocks of the dio alignment is still IOERR.
  */
 TEST_F_TIMEOUT(unaligned, bounced_data, 600)
 {
@@ -666,6 +754,17 @@ TEST_F_TIMEOUT(unaligned, bounced_data, 600)
 
 	for (m = 0; m < 2; m++) {
 		ASSERT_EQ(0, attach_mode(&self->d, self->fd, modes[m]));
+		/* What stays refused: a range that is not whole blocks. */
+		if (variant->lbs > 512) {
+			uint8_t *buf = vdrv_alloc(&self->d, 8192, 4096);
+
+			EXPECT_EQ(VIRTIO_BLK_S_IOERR,
+				  ua_io(&self->d, VIRTIO_BLK_T_IN, 0, buf, 512,
+					ua_whole));
+			EXPECT_EQ(VIRTIO_BLK_S_IOERR,
+				  ua_io(&self->d, VIRTIO_BLK_T_IN, 1, buf, 4096,
+					ua_whole));
+		}
 		/* The aligned case first: zero-copy, as before. */
 		ua_check(_metadata, self, 0, UA_LEN, 0, ua_whole, seed++);
 		for (s = 0; s < 3; s++) {
@@ -683,6 +782,7 @@ TEST_F_TIMEOUT(file, cleanup, 100)
 {
 	vblk_fs_remove(EXT4_NAME, EXT4_DIR);
 	vblk_fs_remove(XFS_NAME, XFS_DIR);
+	vblk_fs_remove("filequota", "/tmp/file-quota");
 	umount(TMPFS_DIR);
 	rmdir(TMPFS_DIR);
 	ASSERT_FALSE(vblk_mounted(EXT4_DIR));
