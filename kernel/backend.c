@@ -63,13 +63,17 @@ static int vhost_blk_disk_open_bdev(struct vhost_blk *blk,
 /*
  * The block size a direct-I/O image needs: the filesystem's own answer
  * (statx STATX_DIOALIGN), else its device's logical block size, else 512
- * (tmpfs, whose O_DIRECT copies). At least 512, a power of two.
+ * (tmpfs, whose O_DIRECT copies). At least 512, a power of two. And the
+ * alignment of guest buffers its direct I/O takes in place (file_io.c):
+ * the memory alignment it asks for (its device's DMA alignment), and
+ * whole logical blocks.
  */
-static int vhost_blk_file_dio_align(struct file *f, unsigned int *lbs)
+static int vhost_blk_file_dio_align(struct file *f, unsigned int *lbs,
+				    unsigned int *addr_align)
 {
 	struct super_block *sb = file_inode(f)->i_sb;
+	unsigned int align = SECTOR_SIZE, mem_align = 1;
 	struct kstat st = {};
-	unsigned int align = SECTOR_SIZE;
 	int ret;
 
 	if (!(f->f_mode & FMODE_CAN_ODIRECT))
@@ -82,11 +86,16 @@ static int vhost_blk_file_dio_align(struct file *f, unsigned int *lbs)
 		if (!st.dio_offset_align)
 			return -EINVAL;	/* "no direct I/O on this file" */
 		align = st.dio_offset_align;
+		mem_align = st.dio_mem_align;
 	} else if (sb->s_bdev) {
 		align = bdev_logical_block_size(sb->s_bdev);
+		mem_align = bdev_dma_alignment(sb->s_bdev) + 1;
 	}
 	*lbs = max_t(unsigned int, align, SECTOR_SIZE);
-	return is_power_of_2(*lbs) && *lbs <= PAGE_SIZE ? 0 : -EINVAL;
+	*addr_align = max(*lbs, mem_align);
+	return is_power_of_2(*lbs) && *lbs <= PAGE_SIZE &&
+	       is_power_of_2(*addr_align) && *addr_align <= PAGE_SIZE ?
+	       0 : -EINVAL;
 }
 
 /* A raw image in a regular file: kiocbs on @f, O_DIRECT in direct modes. */
@@ -102,7 +111,7 @@ static int vhost_blk_disk_open_file(struct vhost_blk_disk *disk,
 	if (!f->f_op->read_iter || !f->f_op->write_iter)
 		return -EINVAL;
 	if (disk->direct) {
-		ret = vhost_blk_file_dio_align(f, &lbs);
+		ret = vhost_blk_file_dio_align(f, &lbs, &disk->dio_addr_align);
 		if (ret)
 			return ret;
 	}

@@ -110,61 +110,6 @@ static void vhost_blk_bio_end_io_nodata(struct bio *bio)
 		vhost_blk_req_ended(req);
 }
 
-static void vhost_blk_bounce_free(struct vhost_blk_bounce *b)
-{
-	unsigned int i;
-
-	for (i = 0; i < b->nr_pages; i++)
-		__free_page(b->pages[i]);
-	kfree(b->iov);
-	kvfree(b);
-}
-
-/*
- * Copy the current window between the bounce pages and the guest's buffer:
- * into the guest after a read, out of it before a write. Returns false on a
- * fault. Context: owner's mm.
- */
-static bool vhost_blk_bounce_copy(struct vhost_blk_bounce *b, bool to_guest)
-{
-	struct iov_iter iter;
-	size_t done = 0;
-	unsigned int i;
-
-	iov_iter_init(&iter, to_guest ? ITER_DEST : ITER_SOURCE, b->iov,
-		      b->nr_iov, b->skip + b->len);
-	iov_iter_advance(&iter, b->skip + b->done);
-	for (i = 0; i < b->nr_pages && done < b->window; i++) {
-		size_t n = min_t(size_t, PAGE_SIZE, b->window - done);
-
-		if ((to_guest ? copy_page_to_iter(b->pages[i], 0, n, &iter) :
-				copy_page_from_iter(b->pages[i], 0, n, &iter)) != n)
-			return false;
-		done += n;
-	}
-	return true;
-}
-
-/*
- * Release a request's bounce pages and, when @guest_mm says the guest's
- * memory is reachable, copy a bounced read that succeeded into the guest.
- *
- * Context: process context, vq->mutex held.
- */
-void vhost_blk_bounce_release(struct vhost_blk_req *req, bool guest_mm)
-{
-	struct vhost_blk_vq *bvq = req->bvq;
-
-	if (!req->bounce)
-		return;
-	bvq->bounce_pages -= req->bounce->nr_pages;
-	if (req->to_guest && guest_mm && req->status == VIRTIO_BLK_S_OK &&
-	    !vhost_blk_bounce_copy(req->bounce, true))
-		req->status = VIRTIO_BLK_S_IOERR;
-	vhost_blk_bounce_free(req->bounce);
-	req->bounce = NULL;
-}
-
 static void vhost_blk_submit(struct vhost_blk_req *req, struct bio *bio,
 			     bio_end_io_t *end_io)
 {
@@ -228,123 +173,41 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 	return VIRTIO_BLK_S_OK;
 }
 
+/* The bios' operation and flags for VHOST_BLK_IO_* @flags. */
+static blk_opf_t vhost_blk_bio_opf(unsigned int flags)
+{
+	if (!(flags & VHOST_BLK_IO_WRITE))
+		return REQ_OP_READ;
+	return VHOST_BLK_WRITE_OPF |
+	       (flags & VHOST_BLK_IO_STABLE ? REQ_FUA : 0);
+}
+
 /* Submit the current window's bios. */
-static void vhost_blk_bounce_submit(struct vhost_blk_req *req,
+static void vhost_blk_bio_rw_window(struct vhost_blk_req *req,
 				    struct vhost_blk_bounce *b)
 {
 	unsigned int nr = DIV_ROUND_UP(b->window, PAGE_SIZE), i;
 	sector_t sector = b->sector + (b->done >> SECTOR_SHIFT);
+	blk_opf_t opf = vhost_blk_bio_opf(b->flags);
 	struct bio *bio = NULL;
 
 	for (i = 0; i < nr; i++) {
 		size_t n = min_t(size_t, PAGE_SIZE, b->window - i * PAGE_SIZE);
 
 		if (!bio) {
-			bio = vhost_blk_bio_alloc(req, b->bdev,
+			bio = vhost_blk_bio_alloc(req, b->disk->bdev,
 						  min_t(unsigned int, nr - i,
 							BIO_MAX_VECS),
-						  b->opf);
+						  opf);
 			bio->bi_iter.bi_sector = sector;
 		}
-		__bio_add_page(bio, b->pages[i], n, 0);
+		__bio_add_page(bio, b->bvecs[i].bv_page, n, 0);
 		sector += n >> SECTOR_SHIFT;
 		if (bio->bi_vcnt == bio->bi_max_vecs || i + 1 == nr) {
 			vhost_blk_submit(req, bio, vhost_blk_bio_end_io_nodata);
 			bio = NULL;
 		}
 	}
-}
-
-/*
- * A bounced request whose window has ended and that has more to move: copy
- * a read window out, start the next window (copying a write's in) and
- * return true; the request ends again later. Without the guest's memory
- * (@guest_mm false: the owner is exiting) the rest fails with IOERR.
- *
- * Context: process context, vq->mutex held, the owner's mm if @guest_mm.
- */
-bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm)
-{
-	struct vhost_blk_bounce *b = req->bounce;
-	struct vhost_blk_vq *bvq = req->bvq;
-
-	lockdep_assert_held(&bvq->vq.mutex);
-
-	if (!b || b->done + b->window == b->len ||
-	    req->status != VIRTIO_BLK_S_OK)
-		return false;
-	if (!guest_mm || (!b->write && !vhost_blk_bounce_copy(b, true))) {
-		req->status = VIRTIO_BLK_S_IOERR;
-		return false;
-	}
-	b->done += b->window;
-	b->window = min_t(size_t, b->len - b->done,
-			  (size_t)b->nr_pages << PAGE_SHIFT);
-	if (b->write && !vhost_blk_bounce_copy(b, false)) {
-		req->status = VIRTIO_BLK_S_IOERR;
-		return false;
-	}
-	atomic_inc(&bvq->inflight);
-	atomic_set(&req->pending, 1);
-	vhost_blk_bounce_submit(req, b);
-	if (atomic_dec_and_test(&req->pending))
-		vhost_blk_req_ended(req);
-	return true;
-}
-
-/*
- * Read or write @len bytes through @nr host pages (the first window), taken
- * from the queue's bounce budget (checked by the caller). Returns a
- * VIRTIO_BLK_S_* status, as vhost_blk_rw().
- */
-static u8 vhost_blk_bounce_rw(struct vhost_blk_req *req,
-			      struct block_device *bdev, size_t len,
-			      unsigned int nr, sector_t sector, blk_opf_t opf,
-			      const struct vhost_blk_layout *l)
-{
-	struct vhost_blk_vq *bvq = req->bvq;
-	bool write = op_is_write(opf);
-	struct vhost_blk_bounce *b;
-	unsigned int i;
-
-	b = kvzalloc(struct_size(b, pages, nr), GFP_KERNEL_ACCOUNT);
-	if (!b)
-		return VIRTIO_BLK_S_IOERR;
-	req->bounce = b;
-	b->len = len;
-	b->window = min_t(size_t, len, (size_t)nr << PAGE_SHIFT);
-	b->bdev = bdev;
-	b->sector = sector;
-	b->write = write;
-	b->opf = opf;
-	for (i = 0; i < nr; i++) {
-		/* Zeroed for reads: no stale host data, whatever the device does. */
-		b->pages[i] = alloc_page(write ? GFP_KERNEL_ACCOUNT :
-					 GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-		if (!b->pages[i])
-			return VIRTIO_BLK_S_IOERR;
-		b->nr_pages++;
-		bvq->bounce_pages++;
-	}
-
-	/* Keep the guest's chain: later windows copy from or to it. */
-	if (write) {
-		b->iov = kmemdup(l->out_iov, l->out_nr * sizeof(*l->out_iov),
-				 GFP_KERNEL_ACCOUNT);
-		b->nr_iov = l->out_nr;
-		b->skip = sizeof(struct virtio_blk_outhdr);
-	} else {
-		b->iov = kmemdup(l->in_iov, l->in_nr * sizeof(*l->in_iov),
-				 GFP_KERNEL_ACCOUNT);
-		b->nr_iov = l->in_nr;
-	}
-	if (!b->iov)
-		return VIRTIO_BLK_S_IOERR;
-	if (write && !vhost_blk_bounce_copy(b, false))
-		return VIRTIO_BLK_S_IOERR;
-
-	vhost_blk_bounce_submit(req, b);
-	return VIRTIO_BLK_S_OK;
 }
 
 /*
@@ -375,53 +238,35 @@ static u8 vhost_blk_bio_rw(struct vhost_blk_req *req,
 			   const struct vhost_blk_layout *l, bool *retry)
 {
 	struct block_device *bdev = disk->bdev;
-	struct vhost_blk_vq *bvq = req->bvq;
 	bool write = flags & VHOST_BLK_IO_WRITE;
-	size_t len = iov_iter_count(iter), charge;
-	blk_opf_t opf = REQ_OP_READ;
+	size_t len = iov_iter_count(iter);
 	unsigned int pages = 0;
-	bool aligned;
+	bool bounce;
 
-	if (write) {
-		opf = VHOST_BLK_WRITE_OPF;
-		/*
-		 * Without FUA support in the device the block layer writes,
-		 * then flushes; without a volatile cache it drops the flag.
-		 */
-		if (flags & VHOST_BLK_IO_STABLE) {
-			opf |= REQ_FUA;
-			if (bdev_write_cache(bdev) && !bdev_fua(bdev))
-				req->stat.cache |= VHOST_BLK_STAT_FUA_EMULATED;
-		}
-	}
+	/*
+	 * Without FUA support in the device the block layer writes, then
+	 * flushes; without a volatile cache it drops the flag.
+	 */
+	if (write && (flags & VHOST_BLK_IO_STABLE) && bdev_write_cache(bdev) &&
+	    !bdev_fua(bdev))
+		req->stat.cache |= VHOST_BLK_STAT_FUA_EMULATED;
 
 	/*
 	 * A device that needs stable pages (data digests, dm-integrity,
 	 * RAID parity) must not see a guest rewrite a buffer in flight.
 	 */
-	aligned = vhost_blk_zero_copy_ok(bdev, iter) &&
-		  !(write && bdev_stable_writes(bdev));
-	/* A larger bounced buffer moves in windows of the whole budget. */
-	charge = len;
-	if (!aligned) {
-		pages = min_t(size_t, DIV_ROUND_UP(len, PAGE_SIZE),
-			      VHOST_BLK_BOUNCE_PAGES);
-		if (bvq->bounce_pages + pages > VHOST_BLK_BOUNCE_PAGES)
-			goto retry;
-		charge = min_t(size_t, len, (size_t)pages << PAGE_SHIFT);
+	bounce = !vhost_blk_zero_copy_ok(bdev, iter) ||
+		 (write && bdev_stable_writes(bdev));
+	if (!vhost_blk_rw_charge(req, len, bounce, &pages)) {
+		*retry = true;
+		return VIRTIO_BLK_S_OK;
 	}
-	if (!vhost_blk_charge(req, charge))
-		goto retry;
 	/* Nothing asks for a retry from here on. */
 
-	if (!aligned)
-		return vhost_blk_bounce_rw(req, bdev, len, pages, sector,
-					   opf, l);
-	return vhost_blk_rw(req, bdev, iter, sector, opf);
-
-retry:
-	*retry = true;
-	return VIRTIO_BLK_S_OK;
+	if (bounce)
+		return vhost_blk_bounce_start(req, disk, len, pages, sector,
+					      flags, l);
+	return vhost_blk_rw(req, bdev, iter, sector, vhost_blk_bio_opf(flags));
 }
 
 /*
@@ -560,4 +405,5 @@ const struct vhost_blk_backend_ops vhost_blk_bio_ops = {
 	.flush		= vhost_blk_bio_flush,
 	.discard	= vhost_blk_bio_discard,
 	.write_zeroes	= vhost_blk_bio_write_zeroes,
+	.rw_window	= vhost_blk_bio_rw_window,
 };

@@ -4,7 +4,9 @@
  * device in the cached modes (its page cache). Reads and writes are kiocbs
  * on the file, as loop.c's aio path does: O_DIRECT in the direct modes,
  * buffered otherwise, O_DSYNC when the write must be stable. Flush is
- * fsync, discard and write zeroes are fallocate.
+ * fsync, discard and write zeroes are fallocate. A guest buffer that direct
+ * I/O cannot take (virtio allows any alignment) moves through bounce pages
+ * (bounce.c), each window a kiocb on them.
  *
  * Buffered I/O, fsync and fallocate block, and even direct I/O may (block
  * allocation, i_rwsem), so none of it runs on the vhost worker, which
@@ -113,8 +115,14 @@ static void vhost_blk_file_do_rw(struct vhost_blk_file_cmd *cmd)
 	struct iov_iter iter;
 	ssize_t ret;
 
-	iov_iter_init(&iter, write ? ITER_SOURCE : ITER_DEST, cmd->iov,
-		      cmd->nr_iov, cmd->len);
+	/* A bounced request's window is in its pages, the rest in the guest. */
+	if (req->bounce)
+		iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST,
+			      req->bounce->bvecs, req->bounce->nr_pages,
+			      cmd->len);
+	else
+		iov_iter_init(&iter, write ? ITER_SOURCE : ITER_DEST,
+			      cmd->iov, cmd->nr_iov, cmd->len);
 	atomic_set(&cmd->ref, 2);
 	/* The file's own flags (O_DSYNC, O_DIRECT), as a write(2) has. */
 	init_sync_kiocb(iocb, file);
@@ -337,6 +345,22 @@ static struct iovec *vhost_blk_file_iov_dup(const struct iovec *iov,
 	return copy;
 }
 
+/*
+ * Can the filesystem's direct I/O take the guest's buffer as it is? It
+ * needs each segment's address and length aligned as statx's
+ * STATX_DIOALIGN says (else EINVAL); like the bio path, addresses are also
+ * held to whole logical blocks, so that no block of the image is split
+ * across two of the guest's pages in the bios the filesystem builds.
+ * Buffered I/O takes anything.
+ */
+static bool vhost_blk_file_in_place_ok(const struct vhost_blk_disk *disk,
+				       struct iov_iter *iter)
+{
+	return !disk->direct ||
+	       iov_iter_is_aligned(iter, disk->dio_addr_align - 1,
+				   disk->lbs - 1);
+}
+
 static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
 			    struct vhost_blk_disk *disk, struct iov_iter *iter,
 			    u64 sector, unsigned int flags,
@@ -344,8 +368,11 @@ static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
 {
 	struct vhost_blk_file_cmd *cmd = &req->fcmd;
 	size_t len = iov_iter_count(iter);
+	unsigned int pages = 0;
+	bool bounce;
 
-	if (!vhost_blk_charge(req, len)) {
+	bounce = len && !vhost_blk_file_in_place_ok(disk, iter);
+	if (!vhost_blk_rw_charge(req, len, bounce, &pages)) {
 		*retry = true;
 		return VIRTIO_BLK_S_OK;
 	}
@@ -358,6 +385,10 @@ static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
 	if ((flags & VHOST_BLK_IO_STABLE) && disk->bdev &&
 	    bdev_write_cache(disk->bdev))
 		req->stat.cache |= VHOST_BLK_STAT_FUA_EMULATED;
+	cmd->iov = NULL;
+	if (bounce)
+		return vhost_blk_bounce_start(req, disk, len, pages, sector,
+					      flags, l);
 	if (flags & VHOST_BLK_IO_WRITE)
 		cmd->iov = vhost_blk_file_iov_dup(l->out_iov, l->out_nr,
 						  sizeof(struct virtio_blk_outhdr),
@@ -369,6 +400,16 @@ static u8 vhost_blk_file_rw(struct vhost_blk_req *req,
 		return VIRTIO_BLK_S_IOERR;
 	return vhost_blk_file_queue(req, disk, VHOST_BLK_FILE_RW, sector, len,
 				    flags);
+}
+
+/* The current window of a bounced read or write: a kiocb on its pages. */
+static void vhost_blk_file_rw_window(struct vhost_blk_req *req,
+				     struct vhost_blk_bounce *b)
+{
+	req->fcmd.iov = NULL;
+	vhost_blk_file_queue(req, b->disk, VHOST_BLK_FILE_RW,
+			     b->sector + (b->done >> SECTOR_SHIFT), b->window,
+			     b->flags);
 }
 
 static u8 vhost_blk_file_flush(struct vhost_blk_req *req,
@@ -408,6 +449,7 @@ const struct vhost_blk_backend_ops vhost_blk_file_ops = {
 	.flush		= vhost_blk_file_flush,
 	.discard	= vhost_blk_file_discard,
 	.write_zeroes	= vhost_blk_file_write_zeroes,
+	.rw_window	= vhost_blk_file_rw_window,
 };
 
 /* The caller's css of cgroup subsystem @id, held; NULL if not built. */

@@ -11,6 +11,8 @@
  *              status; hands each request to the backend's ops
  *   bio_io.c   backend ops for the block device in direct modes: bios
  *              straight from guest pages (or bounce pages)
+ *   bounce.c   bounce pages for guest buffers a backend cannot use in
+ *              place: budget, copies, windows
  *   file_io.c  backend ops for a file (an image, or a block device in
  *              cached modes): kiocbs from a work item
  *   netlink.c  the "vhost-blk" generic netlink family: device registry,
@@ -39,8 +41,9 @@
 #define VHOST_BLK_WEIGHT_BYTES	(8U << 20)
 
 /*
- * Guest buffers the device cannot DMA (unaligned, or segments that are not
- * whole logical blocks, as virtio allows) go through host pages. Host memory
+ * Guest buffers the device cannot DMA, or an image's O_DIRECT cannot take
+ * (unaligned, or segments that are not whole logical blocks, as virtio
+ * allows), go through host pages (bounce.c). Host memory
  * is not the guest's to spend: each queue may hold this many bounce pages
  * (charged, as the request tables, to the owner's memory cgroup);
  * a request waits while they are in use, and a larger one moves in windows
@@ -61,6 +64,7 @@
 struct vhost_blk_vq;
 struct vhost_blk_req;
 struct vhost_blk_disk;
+struct vhost_blk_bounce;
 
 /* Where a request's pieces are in the chain the vhost core translated. */
 struct vhost_blk_layout {
@@ -93,6 +97,10 @@ struct vhost_blk_layout {
  * @write_zeroes: @nr sectors at @sector read back as zeroes; @flags:
  *	VHOST_BLK_IO_UNMAP (unmapped if the backend can), VHOST_BLK_IO_STABLE
  *	(the zeroes on stable media before completion, as a write).
+ * @rw_window: read or write the current window of @b (req->bounce, which
+ *	@rw started with vhost_blk_bounce_start()) through its pages,
+ *	holding req->pending until it ends; also called from the completion
+ *	path for each next window. Errors end in req->status.
  *
  * Context: the queue's worker, vq->mutex held.
  */
@@ -106,6 +114,8 @@ struct vhost_blk_backend_ops {
 	u8 (*write_zeroes)(struct vhost_blk_req *req,
 			   struct vhost_blk_disk *disk, u64 sector, u32 nr,
 			   unsigned int flags);
+	void (*rw_window)(struct vhost_blk_req *req,
+			  struct vhost_blk_bounce *b);
 };
 
 extern const struct vhost_blk_backend_ops vhost_blk_bio_ops;
@@ -127,6 +137,8 @@ struct vhost_blk_disk {
 	u32 discard_max;		/* sectors per request; 0: not offered */
 	u32 write_zeroes_max;		/* sectors per request; 0: not offered */
 	u32 discard_granularity;	/* bytes */
+	/* Direct I/O to an image: guest buffers aligned to this go in place */
+	unsigned int dio_addr_align;
 	u32 cache_mode;			/* VHOST_BLK_CACHE_* */
 	bool direct;			/* host page cache bypassed */
 	bool read_only;
@@ -171,9 +183,10 @@ struct vhost_blk_file_cmd {
 };
 
 /*
- * Host pages standing in for an unaligned guest buffer. A buffer larger than
- * the pages moves in windows of at most VHOST_BLK_BOUNCE_PAGES, one at a
- * time: the completion path copies a window out and starts the next.
+ * Host pages standing in for an unaligned guest buffer (bounce.c). A buffer
+ * larger than the pages moves in windows of at most VHOST_BLK_BOUNCE_PAGES,
+ * one at a time: the completion path copies a window out and starts the
+ * next with the disk's @rw_window.
  */
 struct vhost_blk_bounce {
 	struct iovec *iov;			/* the guest's chain */
@@ -182,12 +195,11 @@ struct vhost_blk_bounce {
 	size_t len;				/* data bytes in all */
 	size_t done;				/* bytes before this window */
 	size_t window;				/* bytes in this window */
-	struct block_device *bdev;
-	sector_t sector;			/* of the whole buffer */
-	blk_opf_t opf;				/* of every bio */
-	bool write;
+	struct vhost_blk_disk *disk;
+	u64 sector;				/* of the whole buffer */
+	unsigned int flags;			/* VHOST_BLK_IO_* */
 	unsigned int nr_pages;
-	struct page *pages[];
+	struct bio_vec bvecs[];			/* whole pages */
 };
 
 /*
@@ -354,8 +366,16 @@ int vhost_blk_bio_init(void);
 void vhost_blk_bio_exit(void);
 void vhost_blk_vq_init_dirtying(struct vhost_blk_vq *bvq);
 void vhost_blk_flush_dirtying(struct vhost_blk_vq *bvq);
-void vhost_blk_bounce_release(struct vhost_blk_req *req, bool guest_mm);
 bool vhost_blk_req_retry_zeroes(struct vhost_blk_req *req);
+
+/* bounce.c */
+bool vhost_blk_rw_charge(struct vhost_blk_req *req, size_t len, bool bounce,
+			 unsigned int *nr_pages);
+u8 vhost_blk_bounce_start(struct vhost_blk_req *req,
+			  struct vhost_blk_disk *disk, size_t len,
+			  unsigned int nr, u64 sector, unsigned int flags,
+			  const struct vhost_blk_layout *l);
+void vhost_blk_bounce_release(struct vhost_blk_req *req, bool guest_mm);
 bool vhost_blk_req_next_window(struct vhost_blk_req *req, bool guest_mm);
 
 /* netlink.c */

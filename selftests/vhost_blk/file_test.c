@@ -2,8 +2,9 @@
 /*
  * Image files as backends: the work items that do a file's I/O act for the
  * process that attached it (credentials, cgroups), attaching does not touch
- * the image, one device cannot hold another's I/O up, and what the cache
- * mode promises holds for write zeroes too.
+ * the image, one device cannot hold another's I/O up, what the cache
+ * mode promises holds for write zeroes too, and in the direct modes guest
+ * buffers the image's O_DIRECT cannot take are read and written correctly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/quota.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -104,6 +106,36 @@ static int make_image(const char *path, int byte, mode_t mode)
 	}
 	fsync(fd);
 	return fd;
+}
+
+/*
+ * @fstype with 4 KiB blocks on a null_blk of @lbs-byte blocks at @dir,
+ * made with mkfs options @mkfs_opts and mounted with @data: 0 or -errno.
+ */
+static int fs_4k(const char *name, const char *fstype, unsigned int lbs,
+		 const char *mkfs_opts, const char *data, const char *dir)
+{
+	bool xfs = !strcmp(fstype, "xfs");
+	char dev[64], cmd[256];
+	int ret;
+
+	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", fstype);
+	(void)!system(cmd);
+	/* mkfs.xfs wants 300 MiB at least; null_blk allocates on write. */
+	ret = vblk_null_blk(name, xfs ? 320 : 64, lbs, false, dev, sizeof(dev));
+	if (ret)
+		return ret;
+	snprintf(cmd, sizeof(cmd), "mkfs.%s -q %s %s %s >/dev/null 2>&1",
+		 fstype, xfs ? "-f -b size=4096" : "-F -b 4096", mkfs_opts,
+		 dev);
+	ret = -ENOEXEC;
+	if (!system(cmd)) {
+		mkdir(dir, 0755);
+		ret = mount(dev, dir, fstype, 0, data) ? -errno : 0;
+	}
+	if (ret)
+		vblk_fs_remove(name, dir);
+	return ret;
 }
 
 /* No state: the fixture is there for TEST_F_TIMEOUT (mkfs under TCG). */
@@ -209,6 +241,85 @@ TEST_F_TIMEOUT(file, suid_stripped_for_owner, 100)
 	vdrv_close(&d);
 	close(fd);
 	unlink(img);
+}
+
+/*
+ * Quota limits bind the attacher as they bind its own write(2): the image
+ * is nobody's, on ext4 with user quota, nobody's hard limit 1 MiB. Root
+ * (CAP_SYS_RESOURCE: quota hard limits do not apply) attaches it and its
+ * guest fills 2 MiB of holes; once nobody attaches it, a guest write to a
+ * hole fails (EDQUOT), a write over allocated blocks does not. Work items
+ * acting with the kworker's credentials (root's) would let the write
+ * through.
+ */
+TEST_F_TIMEOUT(file, quota_binds_attacher, 200)
+{
+	const char *dir = "/tmp/file-quota", *name = "filequota";
+	const char *img = "/tmp/file-quota/img";
+	static uint8_t buf[2 << 20];
+	struct dqblk q = {
+		.dqb_bhardlimit = 1024,		/* 1 KiB units: 1 MiB */
+		.dqb_valid = QIF_BLIMITS,
+	};
+	char dev[64];
+	struct stat st;
+	struct vdrv d;
+	int fd, ret, i;
+
+	/* ext4's quota files are in format v2, a module of its own. */
+	(void)!system("modprobe quota_v2 2>/dev/null");
+	ret = fs_4k(name, "ext4", 512, "-O quota", "usrquota", dir);
+	if (ret == -ENOEXEC || ret == -ENODEV || ret == -EINVAL ||
+	    ret == -ESRCH)
+		SKIP(return, "cannot make ext4 with user quota: mkfs.ext4 -O quota, null_blk, quota support or the quota_v2 module missing (%s)",
+		     strerror(-ret));
+	ASSERT_EQ(0, ret);
+	snprintf(dev, sizeof(dev), "/dev/%s", name);
+	ret = quotactl(QCMD(Q_SETQUOTA, USRQUOTA), dev, NOBODY, (void *)&q);
+	if (ret && errno == ESRCH)
+		SKIP(goto out, "user quota is not enabled on the mount");
+	ASSERT_EQ(0, ret);
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, IMG_SIZE));
+	ASSERT_EQ(0, fchown(fd, NOBODY, NOBODY));
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+
+	/* Root: over nobody's limit, as root's own write(2) may go. */
+	ASSERT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_NONE));
+	vblk_fill(buf, sizeof(buf), 21);
+	/* In requests of one segment of at most 1 MiB (size_max). */
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(VIRTIO_BLK_S_OK,
+			  io(&d, VIRTIO_BLK_T_OUT, i * 2048, buf + i * (1 << 20),
+			     1 << 20));
+	ASSERT_EQ(0, fstat(fd, &st));
+	TH_LOG("root's guest wrote 2 MiB: %lld KiB allocated to nobody",
+	       (long long)st.st_blocks / 2);
+	ASSERT_LT(1024 * 2, st.st_blocks);
+	ASSERT_EQ(0, attach_mode(&d, -1, VHOST_BLK_CACHE_NONE));
+	close(fd);
+
+	/* nobody: no more blocks, but its allocated ones may be rewritten. */
+	ASSERT_EQ(0, setresgid(NOBODY, NOBODY, NOBODY));
+	ASSERT_EQ(0, setresuid(NOBODY, NOBODY, NOBODY));
+	fd = open(img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, attach_mode(&d, fd, VHOST_BLK_CACHE_NONE));
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, io(&d, VIRTIO_BLK_T_OUT, 8192, buf,
+					 64 << 10))
+		TH_LOG("a write to a hole went over the attacher's quota");
+	vblk_fill(buf, 64 << 10, 22);
+	EXPECT_EQ(VIRTIO_BLK_S_OK, io(&d, VIRTIO_BLK_T_OUT, 0, buf, 64 << 10));
+	EXPECT_EQ(0, vblk_pread(fd, buf + (1 << 20), 64 << 10, 0));
+	EXPECT_EQ(0, memcmp(buf, buf + (1 << 20), 64 << 10));
+
+	vdrv_close(&d);
+	close(fd);
+out:
+	/* Unmounting is root's: the parent removes it (cleanup below). */
+	return;
 }
 
 /*
@@ -468,11 +579,210 @@ TEST_F_TIMEOUT(file, write_zeroes_stable, 200)
 	unlink(img);
 }
 
+/*
+ * Guest buffers an image's O_DIRECT cannot take (virtio allows any address
+ * and any split of the data) in the direct modes: each variant is a
+ * filesystem with 4 KiB blocks on a null_blk of @lbs-byte logical blocks,
+ * so the image's direct I/O alignment is @lbs.
+ */
+#define UA_IMG_SIZE	(24 << 20)
+#define UA_BIG		(9 << 20)	/* more than one window of 4 MiB */
+#define UA_LEN		(16 << 10)
+
+FIXTURE(unaligned) {
+	char dir[64];
+	char name[32];
+	char img[96];
+	int fd;
+	struct vdrv d;
+	uint8_t *check;
+};
+
+FIXTURE_VARIANT(unaligned) {
+	const char *fstype;
+	unsigned int lbs;
+};
+
+FIXTURE_VARIANT_ADD(unaligned, ext4_512) { "ext4", 512 };
+FIXTURE_VARIANT_ADD(unaligned, xfs_512) { "xfs", 512 };
+FIXTURE_VARIANT_ADD(unaligned, ext4_4k) { "ext4", 4096 };
+FIXTURE_VARIANT_ADD(unaligned, xfs_4k) { "xfs", 4096 };
+
+FIXTURE_SETUP(unaligned)
+{
+	struct statx stx;
+	int ret;
+
+	self->fd = -1;
+	self->d.fd = -1;
+	self->check = NULL;
+	snprintf(self->name, sizeof(self->name), "fileal_%s_%u",
+		 variant->fstype, variant->lbs);
+	snprintf(self->dir, sizeof(self->dir), "/tmp/%s", self->name);
+	snprintf(self->img, sizeof(self->img), "%s/img", self->dir);
+	ret = fs_4k(self->name, variant->fstype, variant->lbs, "", NULL,
+		    self->dir);
+	if (ret == -ENOEXEC || ret == -ENODEV)
+		SKIP(return, "cannot make %s: mkfs.%s, null_blk or the module missing (%s)",
+		     variant->fstype, variant->fstype, strerror(-ret));
+	ASSERT_EQ(0, ret);
+	self->fd = open(self->img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0600);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, fallocate(self->fd, 0, 0, UA_IMG_SIZE));
+	/* The filesystem's answer is what the test is about: check it. */
+	ASSERT_EQ(0, statx(self->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx));
+	ASSERT_TRUE(stx.stx_mask & STATX_DIOALIGN);
+	ASSERT_EQ(variant->lbs, stx.stx_dio_offset_align);
+	TH_LOG("%s on %u-byte blocks: dio alignment %u (memory %u)",
+	       variant->fstype, variant->lbs, stx.stx_dio_offset_align,
+	       stx.stx_dio_mem_align);
+	self->check = malloc(UA_BIG);
+	ASSERT_NE(NULL, self->check);
+	ASSERT_EQ(0, vdrv_open(&self->d, 3 * UA_BIG));
+	ASSERT_EQ(0, vdrv_setup(&self->d, 1, 64, VHOST_BLK_FEATURES));
+}
+
+FIXTURE_TEARDOWN(unaligned)
+{
+	if (self->d.fd >= 0)
+		vdrv_close(&self->d);
+	if (self->fd >= 0)
+		close(self->fd);
+	free(self->check);
+	unlink(self->img);
+	vblk_fs_remove(self->name, self->dir);
+}
+
+/*
+ * One request of @len bytes at @buf in the pieces @pieces (0-terminated;
+ * the last piece takes the rest); returns the status. A direct chain: an
+ * indirect table would be allocated once per head, in memory ua_check()
+ * gives back.
+ */
+static int ua_io(struct vdrv *d, uint32_t type, uint64_t sector, uint8_t *buf,
+		 uint32_t len, const uint32_t *pieces)
+{
+	struct virtio_blk_outhdr *hdr = vdrv_alloc(d, sizeof(*hdr), 16);
+	uint8_t *status = vdrv_alloc(d, 1, 1);
+	bool in = type == VIRTIO_BLK_T_IN;
+	struct vseg segs[40];
+	uint32_t off = 0, head, used;
+	unsigned int n = 0;
+	int h;
+
+	hdr->type = type;
+	hdr->sector = sector;
+	*status = 0xff;
+	segs[n++] = (struct vseg){ hdr, sizeof(*hdr), false };
+	for (; off < len && n < 38; pieces++) {
+		uint32_t piece = *pieces && *pieces < len - off ? *pieces :
+				 len - off;
+
+		segs[n++] = (struct vseg){ buf + off, piece, in };
+		off += piece;
+		if (!*pieces)
+			break;
+	}
+	segs[n++] = (struct vseg){ status, 1, true };
+	h = vdrv_add(d, &d->q[0], segs, n, false);
+	if (h < 0)
+		return -1;
+	vdrv_kick(&d->q[0]);
+	if (vdrv_get_used(d, &d->q[0], &head, &used, 60000) ||
+	    head != (uint32_t)h)
+		return -1;
+	return *status;
+}
+
+/* Odd splits of the data: none, odd lengths, many small pieces. */
+static const uint32_t ua_whole[] = { 0 };
+static const uint32_t ua_odd[] = { 1000, 3, 3093, 4096 + 511, 0 };
+static const uint32_t ua_small[] = { 512, 512, 1, 1023, 2048, 1, 0 };
+/* Pieces of at most VHOST_BLK_SIZE_MAX (1 MiB); the last is one byte. */
+#define MB (1 << 20)
+static const uint32_t ua_big[] = { MB - 1, MB, MB, MB, MB, MB, MB, MB, MB, 0 };
+#undef MB
+
+/*
+ * Write @len bytes through the device from guest memory at +@off (pieces
+ * @pieces) and compare with the image; then change the image from the
+ * host and read it back the same way.
+ */
+static void ua_check(struct __test_metadata *_metadata,
+		     FIXTURE_DATA(unaligned) *self, uint64_t sector,
+		     uint32_t len, uint32_t off, const uint32_t *pieces,
+		     uint64_t seed)
+{
+	size_t mark = self->d.mem_used;
+	uint8_t *buf = vdrv_alloc(&self->d, len + 4096, 4096) + off;
+
+	vblk_fill(buf, len, seed);
+	EXPECT_EQ(VIRTIO_BLK_S_OK, ua_io(&self->d, VIRTIO_BLK_T_OUT, sector,
+					 buf, len, pieces))
+		TH_LOG("write of %u bytes at +%u", len, off);
+	ASSERT_EQ(0, vblk_pread(self->fd, self->check, len, sector << 9));
+	EXPECT_EQ(0, memcmp(self->check, buf, len))
+		TH_LOG("the image differs from a write of %u bytes at +%u",
+		       len, off);
+
+	vblk_fill(self->check, len, seed + 1);
+	ASSERT_EQ(0, vblk_pwrite(self->fd, self->check, len, sector << 9));
+	memset(buf, 0xee, len);
+	EXPECT_EQ(VIRTIO_BLK_S_OK, ua_io(&self->d, VIRTIO_BLK_T_IN, sector,
+					 buf, len, pieces))
+		TH_LOG("read of %u bytes at +%u", len, off);
+	EXPECT_EQ(0, memcmp(self->check, buf, len))
+		TH_LOG("a read of %u bytes at +%u differs from the image",
+		       len, off);
+	self->d.mem_used = mark;
+}
+
+/*
+ * In none and directsync: buffers at +1 and +512, split oddly, and one of
+ * 9 MiB at +1 (three bounce windows), read and written correctly; a range
+ * that is not whole blocks of the dio alignment is still IOERR.
+ */
+TEST_F_TIMEOUT(unaligned, bounced_data, 600)
+{
+	static const unsigned int modes[] = {
+		VHOST_BLK_CACHE_NONE, VHOST_BLK_CACHE_DIRECTSYNC,
+	};
+	static const uint32_t *const splits[] = { ua_whole, ua_odd, ua_small };
+	uint64_t seed = 100;
+	unsigned int m, s;
+
+	for (m = 0; m < 2; m++) {
+		ASSERT_EQ(0, attach_mode(&self->d, self->fd, modes[m]));
+		/* What stays refused: a range that is not whole blocks. */
+		if (variant->lbs > 512) {
+			uint8_t *buf = vdrv_alloc(&self->d, 8192, 4096);
+
+			EXPECT_EQ(VIRTIO_BLK_S_IOERR,
+				  ua_io(&self->d, VIRTIO_BLK_T_IN, 0, buf, 512,
+					ua_whole));
+			EXPECT_EQ(VIRTIO_BLK_S_IOERR,
+				  ua_io(&self->d, VIRTIO_BLK_T_IN, 1, buf, 4096,
+					ua_whole));
+		}
+		/* The aligned case first: zero-copy, as before. */
+		ua_check(_metadata, self, 0, UA_LEN, 0, ua_whole, seed++);
+		for (s = 0; s < 3; s++) {
+			ua_check(_metadata, self, 64, UA_LEN, 1, splits[s],
+				 seed++);
+			ua_check(_metadata, self, 128, UA_LEN, 512, splits[s],
+				 seed++);
+		}
+		ua_check(_metadata, self, 1024, UA_BIG, 1, ua_big, seed++);
+	}
+}
+
 /* Last: remove what the tests above shared. */
 TEST_F_TIMEOUT(file, cleanup, 100)
 {
 	vblk_fs_remove(EXT4_NAME, EXT4_DIR);
 	vblk_fs_remove(XFS_NAME, XFS_DIR);
+	vblk_fs_remove("filequota", "/tmp/file-quota");
 	umount(TMPFS_DIR);
 	rmdir(TMPFS_DIR);
 	ASSERT_FALSE(vblk_mounted(EXT4_DIR));

@@ -1235,6 +1235,83 @@ TEST_F_TIMEOUT(slow, write_zeroes_on_loop_over_tmpfs, 120)
 	unlink(img);
 }
 
+/*
+ * --- 10b: a device that needs stable pages, with a guest buffer it could
+ * not take anyway (at +1, odd pieces) and write zeroes ---
+ * Both reasons to bounce at once end in one copy; write zeroes (here the
+ * block layer's zero pages: null_blk has no offload) leave zeroes and
+ * nothing else changed.
+ */
+TEST_F_TIMEOUT(slow, stable_writes_unaligned_and_write_zeroes, 120)
+{
+	static const char *const attrs[] = {
+		"size", "64", "blocksize", "512", "memory_backed", "1", NULL };
+	const uint32_t len = 64 << 10;
+	struct virtio_blk_outhdr *hdr;
+	uint8_t *buf, *check, *status;
+	char path[64], attr[128];
+	struct vseg segs[6];
+	uint32_t head, used;
+	struct stat st;
+	struct vdrv d;
+	int bdev, ret;
+
+	ret = nullb_create("vbh_stable", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return, "no null_blk: %s", strerror(-ret));
+	bdev = vblk_open_dev(path, O_RDWR);
+	ASSERT_LE(0, bdev);
+	ASSERT_EQ(0, fstat(bdev, &st));
+	snprintf(attr, sizeof(attr), "/sys/dev/block/%u:%u/queue",
+		 major(st.st_rdev), minor(st.st_rdev));
+	ret = vblk_write_attr(attr, "stable_writes", "1");
+	if (ret) {
+		close(bdev);
+		nullb_remove("vbh_stable");
+		SKIP(return, "cannot set stable_writes on null_blk: %s",
+		     strerror(-ret));
+	}
+	ASSERT_EQ(0, vdrv_open(&d, MEM_SIZE));
+	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
+	ASSERT_EQ(0, vdrv_attach(&d, bdev));
+	check = malloc(len);
+	ASSERT_NE(NULL, check);
+
+	/* 64 KiB at +1 in pieces of 1000, 3, 7000 and the rest. */
+	hdr = vdrv_alloc(&d, sizeof(*hdr), 16);
+	buf = vdrv_alloc(&d, len + 4096, 4096) + 1;
+	status = vdrv_alloc(&d, 1, 1);
+	hdr->type = VIRTIO_BLK_T_OUT;
+	hdr->sector = 0;
+	*status = 0xff;
+	vblk_fill(buf, len, 31);
+	segs[0] = (struct vseg){ hdr, sizeof(*hdr), false };
+	segs[1] = (struct vseg){ buf, 1000, false };
+	segs[2] = (struct vseg){ buf + 1000, 3, false };
+	segs[3] = (struct vseg){ buf + 1003, 7000, false };
+	segs[4] = (struct vseg){ buf + 8003, len - 8003, false };
+	segs[5] = (struct vseg){ status, 1, true };
+	ASSERT_LE(0, vdrv_add(&d, &d.q[0], segs, 6, false));
+	vdrv_kick(&d.q[0]);
+	ASSERT_EQ(0, vdrv_get_used(&d, &d.q[0], &head, &used, 10000));
+	EXPECT_EQ(VIRTIO_BLK_S_OK, *status);
+	ASSERT_EQ(0, vblk_pread(bdev, check, len, 0));
+	EXPECT_EQ(0, memcmp(check, buf, len));
+
+	/* Zeroes over sectors 16..47, with and without UNMAP. */
+	EXPECT_EQ(VIRTIO_BLK_S_OK, wz_do(&d, 16, 16, 0));
+	EXPECT_EQ(VIRTIO_BLK_S_OK,
+		  wz_do(&d, 32, 16, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP));
+	memset(buf + 16 * 512, 0, 32 * 512);
+	ASSERT_EQ(0, vblk_pread(bdev, check, len, 0));
+	EXPECT_EQ(0, memcmp(check, buf, len));
+
+	free(check);
+	vdrv_close(&d);
+	close(bdev);
+	nullb_remove("vbh_stable");
+}
+
 /* --- 4: pinned pages stay within the in-flight budget --- */
 
 struct pin_sampler {
