@@ -246,7 +246,8 @@ struct vhost_blk_bio {
  * cleared only with vq.mutex held, as in vsock.c). @ended is lock-free:
  * bios add to it from any context, only vq.mutex holders take from it.
  * @inflight counts requests whose bios have not all ended (a read bio ends
- * once @dirty_work released its pages); it reaches zero only after the
+ * once its pages are released: as it ends, or by @dirty_work if one was
+ * cleaned in flight); it reaches zero only after the
  * request is on @ended. @dirty is lock-free like @ended. @stats changes
  * under vq.mutex and is read locklessly (stats.h).
  */
