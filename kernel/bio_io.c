@@ -7,14 +7,24 @@
  */
 #include "vhost_blk.h"
 
+#include <linux/pagemap.h>
+
 static struct bio_set vhost_blk_bio_set;
 
 /*
- * Pages the device wrote must be marked dirty, which may sleep, so read bios
- * end on their queue's list that the queue's work item releases. Not the
- * vhost worker: freeing bios must not wait for the worker that may be
- * waiting for a free bio. A read bio counts as pending in its request until
- * its pages are released, so the request (and its share of the in-flight
+ * Pages the device writes must be dirty when their pins are released, or
+ * reclaim may drop what the device wrote. Marking a folio dirty may sleep,
+ * so, as the block layer's own direct reads do, a read bio's folios are
+ * marked dirty in the kick handler before it is submitted, and the bio's
+ * end only checks that they still are. For guest RAM (anonymous or shmem
+ * folios, which reclaim leaves dirty while the bio holds them) they are: the
+ * pages are released and the request ends there and then. Only a bio with
+ * a folio cleaned meanwhile (writeback of file-backed guest memory, a hole
+ * punched in a memfd) goes on its queue's list, and the queue's work item
+ * marks its folios dirty again and releases them. Not the vhost worker:
+ * freeing bios must not wait for the worker that may be waiting for a free
+ * bio. Either way a read bio counts as pending in its request until its
+ * pages are released, so the request (and its share of the in-flight
  * budget) ends only then: the budget bounds the pins, not just the bios.
  */
 static struct workqueue_struct *vhost_blk_wq;
@@ -78,6 +88,35 @@ static void vhost_blk_bio_status(struct vhost_blk_req *req, struct bio *bio)
 			   VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR);
 }
 
+/*
+ * Mark the folios a read bio will write dirty. bio_set_pages_dirty() does
+ * the same but is not exported by every kernel this module builds for.
+ *
+ * Context: process context.
+ */
+static void vhost_blk_bio_set_dirty(struct bio *bio)
+{
+	struct folio_iter fi;
+
+	bio_for_each_folio_all(fi, bio) {
+		folio_lock(fi.folio);
+		folio_mark_dirty(fi.folio);
+		folio_unlock(fi.folio);
+	}
+}
+
+/* Are all the folios of a read bio still dirty? Any context. */
+static bool vhost_blk_bio_still_dirty(struct bio *bio)
+{
+	struct folio_iter fi;
+
+	bio_for_each_folio_all(fi, bio) {
+		if (!folio_test_dirty(fi.folio))
+			return false;
+	}
+	return true;
+}
+
 /* End of a bio carrying guest pages (from vhost_blk_bio_set). */
 static void vhost_blk_bio_end_io(struct bio *bio)
 {
@@ -86,7 +125,7 @@ static void vhost_blk_bio_end_io(struct bio *bio)
 	struct vhost_blk_req *req = bio->bi_private;
 
 	vhost_blk_bio_status(req, bio);
-	if (req->to_guest) {
+	if (req->to_guest && !vhost_blk_bio_still_dirty(bio)) {
 		/* Still pending until the work has released the pages. */
 		llist_add(&vbio->node, &req->bvq->dirty);
 		queue_work(vhost_blk_wq, &req->bvq->dirty_work);
@@ -168,6 +207,8 @@ static u8 vhost_blk_rw(struct vhost_blk_req *req, struct block_device *bdev,
 			return VIRTIO_BLK_S_IOERR;
 		}
 		sector += bio->bi_iter.bi_size >> SECTOR_SHIFT;
+		if (req->to_guest)
+			vhost_blk_bio_set_dirty(bio);
 		vhost_blk_submit(req, bio, vhost_blk_bio_end_io);
 	}
 	return VIRTIO_BLK_S_OK;

@@ -258,9 +258,12 @@ struct vhost_blk_bio {
  * cleared only with vq.mutex held, as in vsock.c). @ended is lock-free:
  * bios add to it from any context, only vq.mutex holders take from it.
  * @inflight counts requests whose bios have not all ended (a read bio ends
- * once @dirty_work released its pages); it reaches zero only after the
- * request is on @ended. @dirty is lock-free like @ended. @stats changes
- * under vq.mutex and is read locklessly (stats.h).
+ * once its pages are released: as it ends, or by @dirty_work if one was
+ * cleaned in flight); it reaches zero only after the request is on @ended.
+ * @submitter is set and cleared by the kick handler under vq.mutex and read
+ * locklessly by vhost_blk_req_ended(), which only compares it with current.
+ * @dirty is lock-free like @ended. @stats changes under vq.mutex and is
+ * read locklessly (stats.h).
  */
 struct vhost_blk_vq {
 	struct vhost_virtqueue vq;
@@ -273,6 +276,8 @@ struct vhost_blk_vq {
 	unsigned int bounce_pages;		/* in use by requests */
 	size_t inflight_bytes;			/* data of requests in flight */
 	struct llist_head ended;
+	/* The kick handler's thread while it submits, else NULL. */
+	struct task_struct *submitter;
 	atomic_t inflight;
 	struct vhost_work complete_work;
 	struct llist_head dirty;		/* read bios to release */

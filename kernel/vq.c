@@ -3,7 +3,8 @@
  * vhost-blk: virtqueue processing. The kick handler fetches requests and
  * submits their bios under a plug; bios end in any context and hand their
  * request to the queue's completion work, which publishes a batch to the
- * used ring with one call-eventfd signal.
+ * used ring with one call-eventfd signal. Requests that end while the kick
+ * handler submits are published by the handler itself, in one batch too.
  */
 #include "vhost_blk.h"
 
@@ -41,6 +42,7 @@ static void vhost_blk_owner_memcg_end(struct mem_cgroup *memcg,
 void vhost_blk_vq_init(struct vhost_blk_vq *bvq)
 {
 	init_llist_head(&bvq->ended);
+	bvq->submitter = NULL;
 	atomic_set(&bvq->inflight, 0);
 	vhost_work_init(&bvq->complete_work, vhost_blk_complete_work_fn);
 	vhost_blk_vq_init_dirtying(bvq);
@@ -121,8 +123,16 @@ void vhost_blk_req_ended(struct vhost_blk_req *req)
 	struct vhost_blk_vq *bvq = req->bvq;
 
 	llist_add(&req->ended_node, &bvq->ended);
-	/* A dead worker is covered by the drain, which runs after inflight. */
-	vhost_blk_queue_work(&bvq->vq, &bvq->complete_work);
+	/*
+	 * Ended within the queue's own kick handler (a device that ends bios
+	 * as they are submitted, such as brd, or a request without I/O): the
+	 * handler completes it before it returns. Only that thread (or an
+	 * interrupt on its CPU, which the handler sees in program order) can
+	 * find itself in @submitter. A dead worker is covered by the drain,
+	 * which runs after inflight.
+	 */
+	if (READ_ONCE(bvq->submitter) != current)
+		vhost_blk_queue_work(&bvq->vq, &bvq->complete_work);
 	/* Last access to @bvq: the drain may free it once this reaches 0. */
 	if (atomic_dec_and_test(&bvq->inflight))
 		wake_up_var(&bvq->inflight);
@@ -246,6 +256,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 	vhost_blk_stat_kick(&bvq->stats);
 
 	vhost_disable_notify(&blk->dev, vq);
+	WRITE_ONCE(bvq->submitter, current);
 	blk_start_plug(&plug);
 	do {
 		struct vhost_blk_req *req;
@@ -296,6 +307,13 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		vhost_blk_stat_submitted(&bvq->stats);
 	} while (!vhost_exceeds_weight(vq, ++reqs, bytes));
 	blk_finish_plug(&plug);
+	/*
+	 * What ended above was not handed to the completion work: publish it
+	 * now, without another round through the worker.
+	 */
+	WRITE_ONCE(bvq->submitter, NULL);
+	if (!llist_empty(&bvq->ended))
+		vhost_blk_vq_complete_ended(blk, bvq, true);
 out:
 	mutex_unlock(&vq->mutex);
 	vhost_blk_owner_memcg_end(memcg, old);
