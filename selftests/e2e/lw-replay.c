@@ -5,13 +5,15 @@
  * (selftests/e2e/e2e-powercut.sh). The log format and its reader are
  * selftests/vhost_blk/lw_replay.[ch], shared with powercut_test.
  *
- *   lw-replay LOG DEV [--exec CMD]
+ *   lw-replay LOG DEV [--copy COPY] [--exec CMD]
  *
  * Applies the log's entries in order to DEV (which must hold what the
  * logged device held when logging started: zeroes for a fresh ram disk).
  * After each FLUSH entry and each mark (the end mark of the target's
- * removal included) DEV is synced and CMD runs (sh -c) with, in its
- * environment:
+ * removal included) DEV is synced, with --copy its first bytes, up to the
+ * highest the log wrote, are copied to COPY (where CMD may mount and
+ * recover a file system without changing DEV), and CMD runs (sh -c) with,
+ * in its environment:
  *
  *   LW_INDEX   the entry's index in the log
  *   LW_KIND    flush, mark or end
@@ -42,14 +44,24 @@
 struct lwr_count {
 	uint64_t entries, writes, discards, flushes, marks, stops, failed;
 	uint64_t since;		/* writes and discards since the last stop */
+	uint64_t end;		/* highest byte written, plus one */
 };
+
+struct lwr_opts {
+	const char *cmd;	/* --exec */
+	int copy;		/* --copy, or -1 */
+	uint8_t *buf;		/* for the copy */
+};
+
+#define LWR_COPY_CHUNK	(1 << 20)
 
 static int lwr_usage(void)
 {
 	fprintf(stderr,
-		"usage: lw-replay LOG DEV [--exec CMD]\n"
-		"  replay the dm-log-writes log on LOG onto DEV, running CMD (sh -c) after\n"
-		"  every flush and mark with LW_INDEX, LW_KIND, LW_MARK and LW_WRITES set\n");
+		"usage: lw-replay LOG DEV [--copy COPY] [--exec CMD]\n"
+		"  replay the dm-log-writes log on LOG onto DEV; after every flush and mark,\n"
+		"  copy what DEV holds to COPY and run CMD (sh -c) with LW_INDEX, LW_KIND,\n"
+		"  LW_MARK and LW_WRITES set\n");
 	return 2;
 }
 
@@ -90,9 +102,32 @@ static int lwr_exec(const char *cmd, const struct lw_entry *e,
 	return !WIFEXITED(status) || WEXITSTATUS(status);
 }
 
-/* The replayed device as it is now: on stable storage for the hook. */
-static int lwr_stop(const char *cmd, const struct lw_entry *e, int dev,
-		    struct lwr_count *c)
+/* DEV's bytes up to the highest the log wrote, to the copy, synced. */
+static int lwr_copy(const struct lwr_opts *o, int dev, uint64_t end)
+{
+	uint64_t off;
+	ssize_t n;
+
+	for (off = 0; off < end; off += n) {
+		n = end - off < LWR_COPY_CHUNK ? end - off : LWR_COPY_CHUNK;
+		errno = 0;
+		if (pread(dev, o->buf, n, off) != n ||
+		    pwrite(o->copy, o->buf, n, off) != n) {
+			fprintf(stderr, "lw-replay: copying %zd bytes at %" PRIu64 " to the copy device: %s (is it smaller than the replay device?)\n",
+				n, off, errno ? strerror(errno) : "short transfer");
+			return -1;
+		}
+	}
+	if (fsync(o->copy)) {
+		perror("lw-replay: fsync of the copy device");
+		return -1;
+	}
+	return 0;
+}
+
+/* The replayed device as it is now: on stable storage (and copied) for the hook. */
+static int lwr_stop(const struct lwr_opts *o, const struct lw_entry *e,
+		    int dev, struct lwr_count *c)
 {
 	int failed = 0;
 
@@ -100,9 +135,11 @@ static int lwr_stop(const char *cmd, const struct lw_entry *e, int dev,
 		perror("lw-replay: fsync of the replay device");
 		return -1;
 	}
+	if (o->copy >= 0 && lwr_copy(o, dev, c->end))
+		return -1;
 	c->stops++;
-	if (cmd)
-		failed = lwr_exec(cmd, e, c->since);
+	if (o->cmd)
+		failed = lwr_exec(o->cmd, e, c->since);
 	printf("lw-replay: stop %" PRIu64 " at entry %" PRIu64 " %s%s%s after %" PRIu64 " writes%s\n",
 	       c->stops, e->index, lwr_kind(e), e->flags & LW_MARK ? " " : "",
 	       e->flags & LW_MARK ? e->mark : "", c->since,
@@ -112,7 +149,7 @@ static int lwr_stop(const char *cmd, const struct lw_entry *e, int dev,
 	return 0;
 }
 
-static int lwr_replay(struct lw_log *l, int dev, const char *cmd,
+static int lwr_replay(struct lw_log *l, int dev, const struct lwr_opts *o,
 		      struct lwr_count *c)
 {
 	struct lw_entry e;
@@ -130,6 +167,8 @@ static int lwr_replay(struct lw_log *l, int dev, const char *cmd,
 				return -1;
 			}
 			c->since++;
+			if ((e.sector + e.nr) * l->bs > c->end)
+				c->end = (e.sector + e.nr) * l->bs;
 			if (e.flags & LW_DISCARD)
 				c->discards++;
 			else
@@ -137,7 +176,7 @@ static int lwr_replay(struct lw_log *l, int dev, const char *cmd,
 		}
 		if (e.flags & LW_FLUSH)
 			c->flushes++;
-		if ((e.flags & (LW_FLUSH | LW_MARK)) && lwr_stop(cmd, &e, dev, c))
+		if ((e.flags & (LW_FLUSH | LW_MARK)) && lwr_stop(o, &e, dev, c))
 			return -1;
 	}
 	if (ret < 0) {
@@ -148,29 +187,41 @@ static int lwr_replay(struct lw_log *l, int dev, const char *cmd,
 	return 0;
 }
 
+static int lwr_open(const char *path, int flags, const char *what)
+{
+	int fd = open(path, flags);
+
+	if (fd < 0)
+		fprintf(stderr, "lw-replay: cannot open the %s %s: %s\n", what,
+			path, strerror(errno));
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
+	struct lwr_opts o = { .copy = -1 };
 	struct lwr_count c = { 0 };
-	const char *cmd = NULL;
 	struct lw_log l;
-	int log, dev, ret;
+	int log, dev, ret, i;
 
-	if (argc == 5 && !strcmp(argv[3], "--exec"))
-		cmd = argv[4];
-	else if (argc != 3)
+	if (argc < 3 || argc % 2 == 0)
 		return lwr_usage();
-	log = open(argv[1], O_RDONLY);
-	if (log < 0) {
-		fprintf(stderr, "lw-replay: cannot open the log %s: %s\n",
-			argv[1], strerror(errno));
-		return 2;
+	for (i = 3; i < argc; i += 2) {
+		if (!strcmp(argv[i], "--exec")) {
+			o.cmd = argv[i + 1];
+		} else if (!strcmp(argv[i], "--copy")) {
+			o.copy = lwr_open(argv[i + 1], O_WRONLY, "copy device");
+			if (o.copy < 0)
+				return 2;
+		} else {
+			return lwr_usage();
+		}
 	}
-	dev = open(argv[2], O_WRONLY);
-	if (dev < 0) {
-		fprintf(stderr, "lw-replay: cannot open the replay device %s: %s\n",
-			argv[2], strerror(errno));
+	o.buf = malloc(LWR_COPY_CHUNK);
+	log = lwr_open(argv[1], O_RDONLY, "log");
+	dev = lwr_open(argv[2], O_RDWR, "replay device");
+	if (!o.buf || log < 0 || dev < 0)
 		return 2;
-	}
 	ret = lw_open(&l, log);
 	if (ret) {
 		fprintf(stderr, "lw-replay: %s: %s\n", argv[1], strerror(-ret));
@@ -178,8 +229,9 @@ int main(int argc, char **argv)
 	}
 	printf("lw-replay: %s: %" PRIu64 " entries of %u-byte blocks\n",
 	       argv[1], l.nr_entries, l.bs);
-	ret = lwr_replay(&l, dev, cmd, &c);
+	ret = lwr_replay(&l, dev, &o, &c);
 	lw_close(&l);
+	free(o.buf);
 	printf("lw-replay: entries %" PRIu64 " writes %" PRIu64 " discards %" PRIu64 " flushes %" PRIu64 " marks %" PRIu64 " stops %" PRIu64 " failed %" PRIu64 "\n",
 	       c.entries, c.writes, c.discards, c.flushes, c.marks, c.stops,
 	       c.failed);
