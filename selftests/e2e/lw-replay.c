@@ -10,10 +10,9 @@
  * Applies the log's entries in order to DEV (which must hold what the
  * logged device held when logging started: zeroes for a fresh ram disk).
  * After each FLUSH entry and each mark (the end mark of the target's
- * removal included) DEV is synced, with --copy its first bytes, up to the
- * highest the log wrote, are copied to COPY (where CMD may mount and
- * recover a file system without changing DEV), and CMD runs (sh -c) with,
- * in its environment:
+ * removal included) DEV is synced, with --copy all of it is copied to COPY
+ * (where CMD may mount and recover a file system without changing DEV; COPY
+ * must not be smaller), and CMD runs (sh -c) with, in its environment:
  *
  *   LW_INDEX   the entry's index in the log
  *   LW_KIND    flush, mark or end
@@ -44,12 +43,12 @@
 struct lwr_count {
 	uint64_t entries, writes, discards, flushes, marks, stops, failed;
 	uint64_t since;		/* writes and discards since the last stop */
-	uint64_t end;		/* highest byte written, plus one */
 };
 
 struct lwr_opts {
 	const char *cmd;	/* --exec */
 	int copy;		/* --copy, or -1 */
+	uint64_t size;		/* bytes to copy: the replay device's size */
 	uint8_t *buf;		/* for the copy */
 };
 
@@ -102,9 +101,10 @@ static int lwr_exec(const char *cmd, const struct lw_entry *e,
 	return !WIFEXITED(status) || WEXITSTATUS(status);
 }
 
-/* DEV's bytes up to the highest the log wrote, to the copy, synced. */
-static int lwr_copy(const struct lwr_opts *o, int dev, uint64_t end)
+/* All of DEV to the copy, synced. */
+static int lwr_copy(const struct lwr_opts *o, int dev)
 {
+	uint64_t end = o->size;
 	uint64_t off;
 	ssize_t n;
 
@@ -135,7 +135,7 @@ static int lwr_stop(const struct lwr_opts *o, const struct lw_entry *e,
 		perror("lw-replay: fsync of the replay device");
 		return -1;
 	}
-	if (o->copy >= 0 && lwr_copy(o, dev, c->end))
+	if (o->copy >= 0 && lwr_copy(o, dev))
 		return -1;
 	c->stops++;
 	if (o->cmd)
@@ -167,8 +167,6 @@ static int lwr_replay(struct lw_log *l, int dev, const struct lwr_opts *o,
 				return -1;
 			}
 			c->since++;
-			if ((e.sector + e.nr) * l->bs > c->end)
-				c->end = (e.sector + e.nr) * l->bs;
 			if (e.flags & LW_DISCARD)
 				c->discards++;
 			else
@@ -222,6 +220,14 @@ int main(int argc, char **argv)
 	dev = lwr_open(argv[2], O_RDWR, "replay device");
 	if (!o.buf || log < 0 || dev < 0)
 		return 2;
+	if (o.copy >= 0) {
+		o.size = lseek(dev, 0, SEEK_END);
+		if (lseek(o.copy, 0, SEEK_END) < (off_t)o.size) {
+			fprintf(stderr, "lw-replay: the copy device is smaller than the replay device (%" PRIu64 " bytes): give a larger one\n",
+				o.size);
+			return 2;
+		}
+	}
 	ret = lw_open(&l, log);
 	if (ret) {
 		fprintf(stderr, "lw-replay: %s: %s\n", argv[1], strerror(-ret));
