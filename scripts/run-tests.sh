@@ -70,7 +70,8 @@ host_test emu-fault selftests/e2e/emu-fault-test.sh
 . "$top/selftests/e2e/emu-fault.sh"
 e2e_tests=()
 [ "${E2E:-all}" = none ] || e2e_tests=("$top"/selftests/e2e/e2e-data.sh "$top"/selftests/e2e/e2e-restart.sh \
-	"$top"/selftests/e2e/e2e-multi.sh "$top"/selftests/e2e/e2e-hotplug.sh)
+	"$top"/selftests/e2e/e2e-multi.sh "$top"/selftests/e2e/e2e-hotplug.sh \
+	"$top"/selftests/e2e/e2e-powercut.sh)
 retries=
 
 # vm_count KVER OUT RC WHAT: add a vmrun.sh boot's summary to the totals.

@@ -288,10 +288,142 @@ case_demo() {
 	check fsck fsck.ext4 -fn $DISK
 }
 
+# ---- Power cut (e2e-powercut.sh) ----
+# ext4 on the whole disk, then a seeded workload of file creates, appends and renames with fsync
+# and sync at points. Each time an fsync or sync returned, the guest lists every file whose
+# contents are durable by then (E2E-DURABLE K NAME MD5, MD5 "-" for a name that must not exist),
+# says "E2E-STATE durable-K" and waits while the host sets dm-log-writes mark mK. A file written
+# since its last fsync is not listed: after a power cut it may hold either version. Once, the
+# guest also lists a file it wrote but did not fsync yet (E2E-NOTYET): the host's check must
+# find it missing at that mark, or the check could not catch a lost flush.
+PC_MNT=/mnt/pc
+PC_STATE=/tmp/pc.state # NAME MD5 durable|dirty, one file a line
+PC_R=1
+PC_K=0
+
+# pc_rand N: RND in 0..N-1 from the seeded generator.
+pc_rand() {
+	PC_R=$(((PC_R * 1103515245 + 12345) % 2147483648))
+	RND=$(((PC_R >> 8) % $1))
+}
+
+# pc_set NAME MD5 durable|dirty
+pc_set() {
+	grep -v "^$1 " $PC_STATE >$PC_STATE.new
+	echo "$1 $2 $3" >>$PC_STATE.new
+	mv $PC_STATE.new $PC_STATE
+}
+
+pc_md5() { md5sum <"$PC_MNT/$1" | cut -d' ' -f1; }
+
+# pc_durable NAME...: these files' contents as they are now are durable.
+pc_durable() {
+	for _f in "$@"; do
+		if [ -e "$PC_MNT/$_f" ]; then pc_set "$_f" "$(pc_md5 "$_f")" durable
+		else pc_set "$_f" - durable; fi
+	done
+}
+
+# pc_point [NOTYET_NAME]: declare what is durable, wait for the host's mark.
+pc_point() {
+	while read -r _f _m _s; do
+		[ "$_s" = durable ] && echo "E2E-DURABLE $PC_K $_f $_m"
+	done <$PC_STATE
+	[ -z "${1:-}" ] || echo "E2E-NOTYET $PC_K $1 $(pc_md5 "$1")"
+	wait_host "durable-$PC_K"
+	PC_K=$((PC_K + 1))
+}
+
+# pc_write NAME new|append: 1 to 16 KiB of random data.
+pc_write() {
+	pc_rand 16
+	if [ "$2" = new ]; then head -c $(((RND + 1) * 1024)) /dev/urandom >"$PC_MNT/$1"
+	else head -c $(((RND + 1) * 1024)) /dev/urandom >>"$PC_MNT/$1"; fi || return 1
+	pc_set "$1" x dirty
+}
+
+# One step of the workload on file f0..f3: 0 create or overwrite, 1 append, then fsync or not;
+# 2 write a temporary file, fsync it, rename it over the file, fsync the directory; 3 sync.
+pc_step() {
+	pc_rand 4
+	_f=f$RND
+	pc_rand 4
+	_op=$RND
+	[ $_op = 1 ] && [ ! -e "$PC_MNT/$_f" ] && _op=0
+	case $_op in
+	0 | 1)
+		_new=0
+		[ -e "$PC_MNT/$_f" ] || _new=1
+		if [ $_op = 0 ]; then pc_write "$_f" new; else pc_write "$_f" append; fi || return 1
+		echo "e2e-guest: step $1: $_f: $(echo "write append" | cut -d' ' -f$((_op + 1)))"
+		pc_rand 2
+		[ $RND = 0 ] && return 0
+		# A new name needs its directory synced too (POSIX; ext4 would not).
+		if [ $_new = 1 ]; then sync "$PC_MNT/$_f" $PC_MNT; else sync "$PC_MNT/$_f"; fi || return 1
+		pc_durable "$_f"
+		;;
+	2)
+		echo "e2e-guest: step $1: replace $_f by rename"
+		head -c $(((RND + 1) * 3072)) /dev/urandom >$PC_MNT/tmp &&
+			sync $PC_MNT/tmp && mv $PC_MNT/tmp "$PC_MNT/$_f" && sync $PC_MNT || return 1
+		pc_durable "$_f" tmp
+		;;
+	3)
+		echo "e2e-guest: step $1: sync"
+		sync || return 1
+		while read -r _n _m _s; do pc_durable "$_n"; done <$PC_STATE
+		;;
+	esac
+	pc_point
+}
+
+# The workload, STEPS steps; at step NOTYET a file written and not fsynced is declared.
+pc_workload() {
+	_steps=$1 _notyet=$2
+	PC_R=$SEED
+	: >$PC_STATE
+	# Only fsync and sync make data durable: no periodic writeback, no timed journal commits.
+	echo 0 >/proc/sys/vm/dirty_writeback_centisecs
+	echo 360000 >/proc/sys/vm/dirty_expire_centisecs
+	mkfs.ext4 -q -F -b 1024 -E nodiscard,lazy_itable_init=0,lazy_journal_init=0 $DISK || return 1
+	# mkfs.ext4 fsyncs the disk before it exits: the empty file system is durable.
+	pc_point
+	mkdir -p $PC_MNT && mount -t ext4 -o commit=3600 $DISK $PC_MNT || return 1
+	_i=0
+	while [ $_i -lt "$_steps" ]; do
+		if [ $_i = "$_notyet" ]; then
+			head -c 8192 /dev/urandom >$PC_MNT/notyet || return 1
+			echo "e2e-guest: step $_i: notyet written, not synced"
+			pc_point notyet
+			sync $PC_MNT/notyet $PC_MNT || return 1
+			pc_durable notyet
+			pc_point
+		fi
+		pc_step $_i || return 1
+		_i=$((_i + 1))
+	done
+	sync || return 1
+	while read -r _n _m _s; do pc_durable "$_n"; done <$PC_STATE
+	pc_point
+	umount $PC_MNT
+}
+
+case_powercut() {
+	_steps=12
+	for w in $cmdline; do
+		case $w in e2e.steps=*) _steps=${w#e2e.steps=} ;; esac
+	done
+	if pc_workload "$_steps" 2; then
+		ok pc-workload "$_steps steps, $PC_K durability points"
+	else
+		fail pc-workload "a file system command failed after durability point $PC_K (console above)"
+	fi
+}
+
 echo "e2e-guest: case=$CASE seed=$SEED kernel $(uname -r)"
 if wait_disk; then
 	case $CASE in
-	data | persist | restart | ro | grow | rw | demo | hotplug) "case_$CASE" ;;
+	data | persist | restart | ro | grow | rw | demo | hotplug | powercut) "case_$CASE" ;;
 	*) fail case "unknown case '$CASE'" ;;
 	esac
 fi

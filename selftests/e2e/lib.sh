@@ -146,6 +146,7 @@ e2e_setup() {
 daemon_pid() { cat "$E2E_WORK/$1.dpid"; }
 
 # daemon_start NAME DISK [ro]: start a back end for DISK on $E2E_WORK/NAME.sock, wait for it.
+# E2E_CACHE=MODE: serve's --cache MODE (QEMU's cache modes; the daemon's default when unset).
 daemon_start() {
 	_name=$1 _disk=$2 _ro=${3:-}
 	_sock=$E2E_WORK/$_name.sock
@@ -155,14 +156,22 @@ daemon_start() {
 	case $E2E_BACKEND in
 	serve)
 		"$VBC" serve --socket-path "$_sock" --disk "$_disk" --num-queues "$E2E_QUEUES" \
-			${_ro:+--read-only} -v >>"$E2E_LOG/$_name.dlog" 2>&1 &
+			${E2E_CACHE:+--cache "$E2E_CACHE"} ${_ro:+--read-only} -v >>"$E2E_LOG/$_name.dlog" 2>&1 &
 		;;
 	qsd)
 		_w=on
 		[ -z "$_ro" ] || _w=off
+		# QEMU's spelling of the cache modes (its -drive cache= table).
+		case ${E2E_CACHE:-none} in
+		none) _c=cache.direct=on,aio=native _wt=off ;;
+		writeback) _c=cache.direct=off _wt=off ;;
+		writethrough) _c=cache.direct=off _wt=on ;;
+		directsync) _c=cache.direct=on,aio=native _wt=on ;;
+		unsafe) _c=cache.direct=off,cache.no-flush=on _wt=off ;;
+		esac
 		qemu-storage-daemon \
-			--blockdev "driver=host_device,node-name=d0,filename=$_disk,cache.direct=on,aio=native" \
-			--export "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=$_sock,writable=$_w,num-queues=$E2E_QUEUES" \
+			--blockdev "driver=host_device,node-name=d0,filename=$_disk,$_c" \
+			--export "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=$_sock,writable=$_w,writethrough=$_wt,num-queues=$E2E_QUEUES" \
 			--chardev "socket,id=qmp,path=$E2E_WORK/$_name.qmp,server=on,wait=off" --monitor chardev=qmp \
 			>>"$E2E_LOG/$_name.dlog" 2>&1 &
 		;;
