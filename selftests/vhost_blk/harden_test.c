@@ -1427,8 +1427,9 @@ out:
  * punches a hole in its memfd RAM over the buffer (truncation cancels the
  * folios' dirty bit), so the bio's end finds them clean and leaves them to
  * the queue's dirtying work, the path every read took before reads released
- * their pages as they ended. The request must still complete, and on
- * kernels that count FOLL_PIN every pin must be released.
+ * their pages as they ended. The request must still complete. (Whether
+ * its pins are released is not checked here: /proc/vmstat's FOLL_PIN
+ * counters lag by per-CPU deltas larger than one request's pages.)
  */
 TEST_F_TIMEOUT(slow, read_into_punched_memfd_released, 120)
 {
@@ -1436,7 +1437,6 @@ TEST_F_TIMEOUT(slow, read_into_punched_memfd_released, 120)
 		"size", "64", "blocksize", "512", "memory_backed", "1",
 		"irqmode", "2", "completion_nsec", "2000000000", NULL };
 	const size_t len = 64 << 10;
-	long base, held;
 	uint32_t head, used;
 	struct vreq w, r, ok;
 	size_t i;
@@ -1473,7 +1473,6 @@ TEST_F_TIMEOUT(slow, read_into_punched_memfd_released, 120)
 	r.data = vdrv_alloc(&d, len, 4096);
 	r.len = len;
 	memset(r.data, 0x55, len);
-	base = pins_held();
 	ASSERT_LE(0, vdrv_start(&d, &d.q[0], &r, 1, false));
 	vdrv_kick(&d.q[0]);
 	/* Submitted (pinned, marked dirty); it ends 2 s after submission. */
@@ -1493,13 +1492,6 @@ TEST_F_TIMEOUT(slow, read_into_punched_memfd_released, 120)
 	if (i < len && r.data[i] == 0xab)
 		SKIP(goto out, "the read was not submitted within 0.5 s: the punch came first");
 	ASSERT_EQ(len, i);
-	/* The request ends only after its pages are released. */
-	held = base < 0 ? -1 : pins_held() - base;
-	TH_LOG("pins held after the read into punched pages: %ld%s", held,
-	       base < 0 ? " (no FOLL_PIN counters)" : "");
-	if (base >= 0)
-		EXPECT_GE(0, held);
-
 	/* The queue still serves reads. */
 	ok = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 0, 4096);
 	ASSERT_EQ(VIRTIO_BLK_S_OK, vdrv_do(&d, &d.q[0], &ok, 1, false, NULL));
