@@ -130,6 +130,7 @@ LWR=$E2E_REPO/build/e2e/lw-replay
 PC_MODES=${PC_MODES:-none unsafe}
 PC_STEPS=${PC_STEPS:-8}
 PC_SEED=${PC_SEED:-1201}
+
 # pc_marks G RUN MODE: serve guest G's durability points until it powers off: for each
 # "E2E-STATE durable-K", keep its E2E-DURABLE/E2E-NOTYET lines as RUN/marks/mK (NAME MD5,
 # "control NAME MD5"), set mark mK, let the guest go on. 0 when the guest reported its
