@@ -117,18 +117,33 @@ static bool vhost_blk_bio_still_dirty(struct bio *bio)
 	return true;
 }
 
-/* End of a bio carrying guest pages (from vhost_blk_bio_set). */
+/*
+ * End of a bio carrying the guest's own pinned or referenced pages (from
+ * vhost_blk_bio_set, built by vhost_blk_rw()). Bounce and zero-page bios end
+ * in vhost_blk_bio_end_io_nodata(): bio_release_pages() here would drop page
+ * references they never took (6.1) or dirty pages that are not the guest's.
+ */
 static void vhost_blk_bio_end_io(struct bio *bio)
 {
 	struct vhost_blk_bio *vbio = container_of(bio, struct vhost_blk_bio,
 						  bio);
 	struct vhost_blk_req *req = bio->bi_private;
+	struct vhost_blk_vq *bvq = req->bvq;
 
 	vhost_blk_bio_status(req, bio);
 	if (req->to_guest && !vhost_blk_bio_still_dirty(bio)) {
-		/* Still pending until the work has released the pages. */
-		llist_add(&vbio->node, &req->bvq->dirty);
-		queue_work(vhost_blk_wq, &req->bvq->dirty_work);
+		/*
+		 * Still pending until the work has released the pages. Once
+		 * the bio is on the list a running work item may end the
+		 * request and the queue's last one with it: hold the queue
+		 * until queue_work() is done, so the drain (which waits for
+		 * @inflight, then flushes the work) cannot free it under us.
+		 */
+		atomic_inc(&bvq->inflight);
+		llist_add(&vbio->node, &bvq->dirty);
+		queue_work(vhost_blk_wq, &bvq->dirty_work);
+		if (atomic_dec_and_test(&bvq->inflight))
+			wake_up_var(&bvq->inflight);
 		return;
 	}
 	/* As the block layer's own direct I/O: fine in any context. */

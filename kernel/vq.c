@@ -115,8 +115,9 @@ static void vhost_blk_req_free(struct vhost_blk_vq *bvq,
 
 /*
  * The request has ended: its last bio has ended (or it needed no I/O).
- * Hand it to the queue's completion work. Called once per submission, any
- * context.
+ * Hand it to the queue's completion work, or leave it to the kick handler
+ * when it ended inside that handler's own submission. Called once per
+ * submission, any context.
  */
 void vhost_blk_req_ended(struct vhost_blk_req *req)
 {
