@@ -161,7 +161,7 @@ rm -f "$OUT"/*.tap "$OUT"/*.rc "$OUT"/*.time "$OUT"/dmesg.log "$OUT"/console.log
 # printk.devkmsg=on: tests may log to /dev/kmsg and must not be rate limited.
 # log_buf_len: a long run must not push early warnings out of the buffer before dmesg is saved.
 APPEND="console=ttyS0 panic=-1 no_timer_check log_buf_len=16M printk.devkmsg=on vmrun.out=$OUT"
-[ -z "$KDIR" ] || APPEND="$APPEND vmrun.modules=$MODROOT"
+[ -z "$KDIR" ] || APPEND="$APPEND vmrun.modules=$MODROOT vmrun.kernel=$KERNEL"
 esc() { printf '%s' "${1//,/,,}"; } # qemu option values escape "," by doubling it
 
 # shellcheck disable=SC2054 # the commas are inside qemu option values
