@@ -166,6 +166,7 @@ struct ctx {
 	int disk[2];		/* /dev/ram0, /dev/ram1 */
 	struct vhost_memory *mt;
 	unsigned int points, retried_ok, retry_failed, absorbed;
+	unsigned int core_efault;	/* of those that failed: EFAULT, not ENOMEM */
 };
 
 static int step_do(struct ctx *c, enum step s)
@@ -376,10 +377,20 @@ static void sweep_step(struct __test_metadata *_metadata, FIXTURE_DATA(fi) *self
 			break;
 		}
 		if (ret) {
-			/* A clean errno: allocation failures are ENOMEM. */
-			ASSERT_EQ(-ENOMEM, ret)
-				TH_LOG("%s with allocation %u failed: %s, not ENOMEM",
-				       step_name[s], n, strerror(-ret));
+			/*
+			 * A clean errno: allocation failures are ENOMEM, but for
+			 * one the vhost core owns. vhost_set_memory() answers
+			 * EFAULT when vhost_iotlb_add_range() cannot allocate a
+			 * map (its "err:" path, shared by vhost-net and vsock);
+			 * the table has passed the module's own check by then,
+			 * so nothing the VMM did is at fault either way.
+			 */
+			if (s == S_MEM_TABLE && ret == -EFAULT)
+				c->core_efault++;
+			else
+				ASSERT_EQ(-ENOMEM, ret)
+					TH_LOG("%s with allocation %u failed: %s, not ENOMEM",
+					       step_name[s], n, strerror(-ret));
 		} else {
 			c->absorbed++;
 		}
@@ -419,9 +430,9 @@ static void sweep_step(struct __test_metadata *_metadata, FIXTURE_DATA(fi) *self
 	for (k = 0; k <= S_SWAP; k++)
 		ASSERT_EQ(0, step_do(c, k)) TH_LOG("fresh device, %s", step_name[k]);
 	drop(c);
-	printf("# fail-nth %s: %u allocation failure points swept (%u ENOMEM then usable, %u ENOMEM then only closable, %u absorbed)\n",
-	       step_name[s], c->points, c->retried_ok - c->absorbed, c->retry_failed,
-	       c->absorbed);
+	printf("# fail-nth %s: %u allocation failure points swept (%u ENOMEM then usable, %u ENOMEM then only closable, %u absorbed, %u EFAULT from the vhost core's table)\n",
+	       step_name[s], c->points, c->retried_ok - c->absorbed - c->core_efault,
+	       c->retry_failed, c->absorbed, c->core_efault);
 }
 
 #define STEP_TEST(name, s) \
