@@ -27,6 +27,11 @@
 #            lib.sh's E2E_BOOT_WAIT ("E2E-GUEST-NO-INIT NAME requests=0"), after SeaBIOS was done
 #            with the disk: the nested guest's own boot hung before any driver of our device
 #            was loaded, with no request served.
+#  L2-NOBIOS a level-2 guest's qemu ended ("E2E-GUEST-GONE NAME") with an empty console: not even
+#            SeaBIOS's banner, which it prints before it initialises a single device, and no
+#            qemu error. With -no-reboot that is a reset of the nested guest before its firmware
+#            ran: the back end had seen only QEMU's realize (features, config), nothing of the
+#            guest's.
 #  L2-GONE   a level-2 guest's qemu ended on its own before guest.sh printed anything, while no
 #            request had been counted on any vhost-blk queue (lib.sh's "E2E-GUEST-GONE NAME
 #            requests=0") and qemu printed no error: the nested guest died before our device
@@ -71,6 +76,9 @@ e2e_emulation_fault() {
 			echo "L2-PANIC: level-2 guest $g panicked before its first test step: $(_emu_strip "$line")"
 			return 0
 		fi
+		line=$(grep -m1 -E "^# E2E-GUEST-GONE $g " "$tap" 2>/dev/null) &&
+			! tr -d '\r' <"$f" | grep -q '[^[:space:]]' &&
+			{ echo "L2-NOBIOS: level-2 guest $g ended before its firmware printed a line (${line#\# })"; return 0; }
 		line=$(grep -m1 -E "^# E2E-GUEST-NO-INIT $g requests=0 " "$tap" 2>/dev/null) &&
 			! tr -d '\r' <"$f" | grep -q '^l2-init: up' &&
 			tr -d '\r' <"$f" | grep -q 'Booting from ROM' &&
