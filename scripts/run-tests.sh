@@ -66,10 +66,14 @@ host_test emu-fault selftests/e2e/emu-fault-test.sh
 # level-1 oops in KVM or entry code from TCG's text patching, a nested guest that died before
 # it was served a request) gets one rerun in a fresh boot, announced by a "RETRY" line with
 # the evidence. Everything else, and any failure of the rerun, fails the run.
-# E2E=none (make check E2E=none) leaves them out, for a quick run of everything else.
+# They run with E2E=all (make check-e2e), not in make check: the last clean-clone run on a quiet
+# machine still lost level-2 guests to the nested emulation (qemu ending with a guest reset
+# before or right after SeaBIOS, when two guests start together or one starts right after
+# another was killed), and a dead guest fails checks about its daemon that the rerun rule
+# rightly leaves alone. The libvirt XML check and l2-guest-boot run in the main boot either way.
 . "$top/selftests/e2e/emu-fault.sh"
 e2e_tests=()
-[ "${E2E:-all}" = none ] || e2e_tests=("$top"/selftests/e2e/e2e-data.sh "$top"/selftests/e2e/e2e-restart.sh \
+[ "${E2E:-none}" != all ] || e2e_tests=("$top"/selftests/e2e/e2e-data.sh "$top"/selftests/e2e/e2e-restart.sh \
 	"$top"/selftests/e2e/e2e-multi.sh "$top"/selftests/e2e/e2e-hotplug.sh \
 	"$top"/selftests/e2e/e2e-powercut.sh)
 retries=
