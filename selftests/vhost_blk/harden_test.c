@@ -1634,26 +1634,53 @@ static long cg_stat(const char *key)
  */
 #define ACCT_MIN_ENTRY	(128 + 8)
 
+/*
+ * The memcg tests' device: null_blk "vbh_acct" with @attrs, opened, with
+ * this process in a memory cgroup of its own. The fd, or -1 after marking
+ * the test skipped.
+ */
+static int acct_begin(struct __test_metadata *_metadata,
+		      const char *const *attrs)
+{
+	char path[64];
+	int bdev, ret;
+
+	ret = nullb_create("vbh_acct", attrs, path, sizeof(path));
+	if (ret)
+		SKIP(return -1, "no null_blk: %s", strerror(-ret));
+	ret = cg_enter();
+	if (ret) {
+		nullb_remove("vbh_acct");
+		SKIP(return -1, "no cgroup v2 memory controller: %s",
+		     strerror(-ret));
+	}
+	bdev = vblk_open_dev(path, O_RDWR);
+	EXPECT_LE(0, bdev);
+	if (bdev < 0) {
+		cg_leave();
+		nullb_remove("vbh_acct");
+	}
+	return bdev;
+}
+
+static void acct_end(int bdev)
+{
+	close(bdev);
+	cg_leave();
+	nullb_remove("vbh_acct");
+}
+
 TEST_F_TIMEOUT(slow, request_tables_charged_to_owner_memcg, 120)
 {
 	static const char *const attrs[] = {
 		"size", "64", "blocksize", "512", "memory_backed", "0", NULL };
 	long before, after, kbefore, kafter, want;
-	char path[64];
 	struct vdrv d;
-	int bdev, ret;
+	int bdev;
 
-	ret = nullb_create("vbh_acct", attrs, path, sizeof(path));
-	if (ret)
-		SKIP(return, "no null_blk: %s", strerror(-ret));
-	ret = cg_enter();
-	if (ret) {
-		nullb_remove("vbh_acct");
-		SKIP(return, "no cgroup v2 memory controller: %s",
-		     strerror(-ret));
-	}
-	bdev = vblk_open_dev(path, O_RDWR);
-	ASSERT_LE(0, bdev);
+	bdev = acct_begin(_metadata, attrs);
+	if (bdev < 0)
+		return;
 	ASSERT_EQ(0, vdrv_open(&d, 16 << 20));
 	memset(d.mem, 0, d.mem_size);	/* charged now, not below */
 	ASSERT_EQ(0, vdrv_setup(&d, ACCT_QUEUES, ACCT_NUM, VHOST_BLK_FEATURES));
@@ -1671,9 +1698,7 @@ TEST_F_TIMEOUT(slow, request_tables_charged_to_owner_memcg, 120)
 	EXPECT_LE(want, after - before);
 
 	vdrv_close(&d);
-	close(bdev);
-	cg_leave();
-	nullb_remove("vbh_acct");
+	acct_end(bdev);
 }
 
 #define ACCT_BOUNCED	16
@@ -1689,22 +1714,13 @@ TEST_F_TIMEOUT(slow, bounce_pages_charged_to_owner_memcg, 120)
 	struct vreq r[ACCT_BOUNCED];
 	long before, during, want;
 	uint32_t head, len;
-	char path[64];
 	struct vdrv d;
 	uint8_t *buf;
-	int bdev, ret, i;
+	int bdev, i;
 
-	ret = nullb_create("vbh_acct", attrs, path, sizeof(path));
-	if (ret)
-		SKIP(return, "no slow null_blk: %s", strerror(-ret));
-	ret = cg_enter();
-	if (ret) {
-		nullb_remove("vbh_acct");
-		SKIP(return, "no cgroup v2 memory controller: %s",
-		     strerror(-ret));
-	}
-	bdev = vblk_open_dev(path, O_RDWR);
-	ASSERT_LE(0, bdev);
+	bdev = acct_begin(_metadata, attrs);
+	if (bdev < 0)
+		return;
 	ASSERT_EQ(0, vdrv_open(&d, 16 << 20));
 	ASSERT_EQ(0, vdrv_setup(&d, 1, 64, VHOST_BLK_FEATURES));
 	ASSERT_EQ(0, vdrv_attach(&d, bdev));
@@ -1736,9 +1752,7 @@ TEST_F_TIMEOUT(slow, bounce_pages_charged_to_owner_memcg, 120)
 	EXPECT_LE(want, during - before);
 
 	vdrv_close(&d);
-	close(bdev);
-	cg_leave();
-	nullb_remove("vbh_acct");
+	acct_end(bdev);
 }
 
 TEST_HARNESS_MAIN
