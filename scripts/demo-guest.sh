@@ -17,7 +17,7 @@ daemon_start d0 /dev/ram0 || fail_all "the daemon did not start (log above)"
 echo "# \$ qemu-system-x86_64 -enable-kvm ... \\"
 "$VBC" qemu-args --socket-path "$E2E_WORK/d0.sock" --num-queues 2 | sed 's/^/#     /'
 t0=$(now)
-guest_start g0 d0 demo 4242
+guest_boot g0 d0 demo 4242
 if wait_state g0 demo-stats "$E2E_WAIT"; then
 	echo "# ---- what the guest printed ----"
 	guest_console g0 | grep -E '^(demo:|vblk_pattern:|E2E-)' | sed 's/^/# /'

@@ -62,7 +62,7 @@ E2E_DAEMON_OF=d0
 t0=$(now)
 disk_clear_head $DISK
 daemon_start d0 $DISK || fail_all "the daemon did not start (log above)"
-E2E_REBOOT=1 guest_start g0 d0 data $SEED
+E2E_REBOOT=1 guest_boot g0 d0 data $SEED
 if wait_state g0 counted "$E2E_WAIT"; then
 	stats_check
 	guest_go g0

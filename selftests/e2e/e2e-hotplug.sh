@@ -84,7 +84,7 @@ disk_clear_head $DISK
 daemon_start d0 $DISK || fail_all "the daemon did not start (log above)"
 qsock=$E2E_WORK/g0.qmp
 E2E_MEM_SLOTS=slots=2,maxmem=1G E2E_APPEND=memhp_default_state=online_movable \
-	guest_start g0 d0 hotplug $SEED -qmp "unix:$qsock,server=on,wait=off"
+	guest_boot g0 d0 hotplug $SEED -qmp "unix:$qsock,server=on,wait=off"
 
 plugged=0
 if wait_state g0 plug "$E2E_WAIT"; then

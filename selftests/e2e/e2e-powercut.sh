@@ -211,7 +211,7 @@ pc_run() {
 	# Unsafe only has to show a loss: a short workload does (the replay of its marks is quick).
 	_steps=$PC_STEPS
 	[ "$_mode" != unsafe ] || [ "$_steps" -le 4 ] || _steps=4
-	E2E_APPEND="e2e.steps=$_steps" guest_start "$_g" "d-$_mode" powercut "$PC_SEED"
+	E2E_APPEND="e2e.steps=$_steps" guest_boot "$_g" "d-$_mode" powercut "$PC_SEED"
 	if ! pc_marks "$_g" "$_run" "$_mode" && guest_running "$_g"; then
 		guest_kill "$_g"
 	fi

@@ -20,7 +20,7 @@ t0=$(now)
 daemon_start d0 $DISK || fail_all "the daemon did not start (log above)"
 
 # Case 3: qemu killed.
-guest_start g1 d0 persist $SEED
+guest_boot g1 d0 persist $SEED
 wait_state g1 written "$E2E_WAIT"
 guest_check g1 pattern-write "first qemu: pattern written + FLUSH"
 guest_kill g1
@@ -33,7 +33,7 @@ echo "# case 3 (qemu killed) first part took $(elapsed "$t0")s"
 # another was torn down was reset by the emulation right after its kernel started (6.1).
 sleep 5
 t1=$(now)
-guest_start g2 d0 restart $SEED
+guest_boot g2 d0 restart $SEED
 wait_state g2 idle-1 "$E2E_WAIT"
 guest_check g2 data-after-qemu-kill "restarted qemu on the same daemon: data intact"
 echo "# case 3 second qemu took $(elapsed "$t1")s"

@@ -4,6 +4,7 @@
 # Each case builds a vmrun out dir with just the log lines that matter (the level-1 ones are
 # taken from the three crashes that moved the e2e tests out of make check) and checks the
 # verdict: a retry only for the emulator's fingerprints, never when anything of ours failed.
+# Then lib.sh's guest_boot: which level-2 guests that died before their /init it boots again.
 set -u
 . "$(dirname "$0")/emu-fault.sh"
 
@@ -34,7 +35,7 @@ mk() {
 
 MODS='[  118.851582] Modules linked in: kvm_amd ccp kvm irqbypass brd vhost_blk(OE) vhost vhost_iotlb\n'
 echo "TAP version 13"
-echo "1..17"
+echo "1..29"
 
 mk int3 'not ok 1 x\n' "[  118.845141] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n[  118.846575] CPU: 0 UID: 0 PID: 1309 Comm: qemu-system-x86\n[  118.846971] RIP: 0010:kvm_arch_vcpu_ioctl_run+0x6de/0x1760 [kvm]\n$MODS"
 case_ int3 emu '^L1-INT3: .*kvm_arch_vcpu_ioctl_run'
@@ -91,6 +92,81 @@ case_ l2-nobios emu '^L2-NOBIOS: .*g0'
 
 mk l2-nobios-qemu-error 'not ok 1 x\n# E2E-GUEST-GONE g0 requests=0\n' '' 'qemu-system-x86_64: -chardev socket,id=vub: Failed to connect\n'
 case_ l2-nobios-qemu-error ours ''
+
+# lib.sh's guest_boot_fault: which level-2 guests that never reached /init are booted again
+# inside the test. boot_case NAME WANT(emu|ours) PATTERN STATE(dead|running|noinit) CONSOLE
+. "$(dirname "$0")/lib.sh"
+E2E_WORK=$work/boot E2E_LOG=$work/boot
+mkdir -p "$E2E_WORK"
+sleep 300 &
+alive=$!
+(exit 0) &
+dead=$!
+wait $dead
+boot_case() {
+	local name=$1 want=$2 pat=$3 state=$4 got reason
+	n=$((n + 1))
+	printf '%b' "$5" >"$E2E_LOG/$name.console"
+	rm -f "$E2E_WORK/$name.noinit"
+	case $state in
+	dead) echo $dead >"$E2E_WORK/$name.job" ;;
+	running) echo $alive >"$E2E_WORK/$name.job" ;;
+	noinit) echo $alive >"$E2E_WORK/$name.job"; : >"$E2E_WORK/$name.noinit" ;;
+	esac
+	if reason=$(guest_boot_fault "$name"); then got=emu; else got=ours; fi
+	if [ "$got" = "$want" ] && { [ "$want" = ours ] || [[ $reason =~ $pat ]]; }; then
+		echo "ok $n boot-$name: $got${reason:+ ($reason)}"
+	else
+		echo "not ok $n boot-$name: got $got${reason:+ ($reason)}, want $want${pat:+ matching \"$pat\"}"
+		failed=$((failed + 1))
+	fi
+}
+SEABIOS='SeaBIOS (version 1.16.2-debian-1.16.2-1)\r\nBooting from ROM...\r\nProbing EDD (edd=off to disable)... ok\r\n'
+boot_case empty emu 'before the firmware' dead ''
+boot_case after-seabios emu 'after SeaBIOS.*Probing EDD' dead "$SEABIOS"
+boot_case in-seabios ours '' dead 'SeaBIOS (version 1.16.2-debian-1.16.2-1)\r\n'
+boot_case up ours '' dead "${SEABIOS}l2-init: up, CPUs 0-1 online\n"
+boot_case qemu-error ours '' dead 'qemu-system-x86_64: Failed to read msg header. Read 0 instead of 12. Original request 1.\n'
+boot_case still-booting ours '' running "$SEABIOS"
+boot_case noinit emu 'no /init within' noinit "$SEABIOS"
+boot_case noinit-silent emu 'not a line' noinit ''
+boot_case panic emu 'panicked before /init: Kernel panic - not syncing: IO-APIC' dead "${SEABIOS}[    0.5] Kernel panic - not syncing: IO-APIC + timer doesn't work!\n"
+boot_case panic-virtio ours '' dead "${SEABIOS}[    1.2]  virtblk_probe+0x1a/0x30\n[    1.3] Kernel panic - not syncing: Fatal exception\n"
+kill $alive
+
+# guest_boot itself, with qemu replaced by a stub that plays back consoles: the first boot
+# ends before the firmware, the second comes up (booted again once, with the evidence), and a
+# guest whose every boot dies inside SeaBIOS is not booted again.
+STUB_BOOTS=$work/boot/stub
+l2_boot() {
+	local k
+	k=$(($(cat "$STUB_BOOTS.n" 2>/dev/null || echo 0) + 1))
+	echo $k >"$STUB_BOOTS.n"
+	sed -n "${k}p" "$STUB_BOOTS" | tr '|' '\n' >"$2"
+	# A guest that came up keeps running, as qemu would.
+	! grep -q '^l2-init: up' "$2" || sleep 3
+}
+# shellcheck disable=SC2034 # read by lib.sh
+E2E_WAIT=5
+boot_run() {
+	local name=$1 want_rc=$2 want_boots=$3 out rc
+	n=$((n + 1))
+	printf '%s\n' "$4" "$5" "$6" >"$STUB_BOOTS"
+	rm -f "$STUB_BOOTS.n"
+	out=$(guest_boot "$name" d0 data 1 2>&1)
+	rc=$?
+	pkill -f "^cat $E2E_WORK/" # the fifo drainers guest_start left: no qemu ever opened them
+	if [ "$rc" = "$want_rc" ] && [ "$(cat "$STUB_BOOTS.n")" = "$want_boots" ]; then
+		echo "ok $n guest_boot-$name: status $rc after $want_boots boots"
+	else
+		echo "not ok $n guest_boot-$name: status $rc after $(cat "$STUB_BOOTS.n") boots, want $want_rc after $want_boots"
+		failed=$((failed + 1))
+	fi
+	printf '%s\n' "$out" | sed 's/^/# /'
+}
+boot_run reset-then-up 0 2 '' "SeaBIOS|Booting from ROM...|l2-init: up, CPUs 0-1 online" ''
+boot_run dies-in-seabios 1 1 'SeaBIOS (version 1.16.2)' 'SeaBIOS (version 1.16.2)' ''
+
 
 echo "# $n checks, $failed failed"
 [ "$failed" -eq 0 ]
