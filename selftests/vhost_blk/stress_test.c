@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,44 +52,17 @@ static long pins_outstanding(void)
 	return acq < 0 || rel < 0 ? -1 : acq - rel;
 }
 
-/* Active objects in the bio slabs: back to where they were when idle. */
+/*
+ * Objects in the bio slabs: back to where they were when idle. Shrunk
+ * first: a KASAN kernel keeps freed objects in its quarantine, counted as
+ * in use until a shrink of their cache releases them. -1: no SLUB counts.
+ */
 static long bio_slab_objects(void)
 {
-	char line[512], name[128], path[192];
-	long active, total = 0;
-	FILE *f;
-	glob_t g;
+	struct vblk_slab c;
 
-	/*
-	 * Shrink the bio caches first: a KASAN kernel keeps freed objects in
-	 * its quarantine, counted as active until a shrink of their cache
-	 * releases them (kasan_cache_shrink()). Elsewhere a shrink only frees
-	 * empty slabs, which hold no active objects.
-	 */
-	if (!glob("/sys/kernel/slab/bio-*", 0, NULL, &g)) {
-		for (size_t i = 0; i < g.gl_pathc; i++) {
-			int fd;
-
-			snprintf(path, sizeof(path), "%s/shrink", g.gl_pathv[i]);
-			fd = open(path, O_WRONLY);
-			if (fd < 0)
-				continue;
-			/* Best effort: a cache that will not shrink is counted as it is. */
-			if (write(fd, "1", 1) != 1)
-				printf("# cannot shrink %s: %s\n", g.gl_pathv[i], strerror(errno));
-			close(fd);
-		}
-		globfree(&g);
-	}
-	f = fopen("/proc/slabinfo", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%127s %ld", name, &active) == 2 &&
-		    !strncmp(name, "bio-", 4))
-			total += active;
-	fclose(f);
-	return total;
+	vblk_slab_shrink("bio-*");
+	return vblk_slab_count("bio-*", &c) > 0 ? c.objects : -1;
 }
 
 /*

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -702,6 +703,103 @@ int vblk_read_str(const char *path, char *buf, size_t len)
 	buf[n] = 0;
 	buf[strcspn(buf, "\n")] = 0;
 	return 0;
+}
+
+/* The first number in a sysfs file ("12 N0=12 C0=3"), or -1. */
+static long vblk_read_long(const char *path)
+{
+	char buf[512];
+	long v;
+
+	if (vblk_read_str(path, buf, sizeof(buf)) || sscanf(buf, "%ld", &v) != 1)
+		return -1;
+	return v;
+}
+
+int vblk_slab_count(const char *pattern, struct vblk_slab *c)
+{
+	char path[PATH_MAX], seen[16][PATH_MAX];
+	int n = 0, ret = 0;
+	glob_t g;
+
+	c->objects = 0;
+	c->cpu_free = 0;
+	snprintf(path, sizeof(path), "/sys/kernel/slab/%s", pattern);
+	if (glob(path, 0, NULL, &g))
+		return 0;
+	for (size_t i = 0; i < g.gl_pathc && n < 16; i++) {
+		long objects, cpu_slabs, after, per_slab;
+		int j;
+
+		/* Merged caches: one directory, several names. */
+		if (!realpath(g.gl_pathv[i], seen[n]))
+			continue;
+		for (j = 0; j < n && strcmp(seen[j], seen[n]); j++)
+			;
+		if (j < n)
+			continue;
+		/*
+		 * A slab a CPU takes or gives back between the reads must
+		 * not make free objects look used: count the CPUs' slabs
+		 * before and after the objects, and take the larger.
+		 */
+		snprintf(path, sizeof(path), "%s/cpu_slabs", seen[n]);
+		cpu_slabs = vblk_read_long(path);
+		snprintf(path, sizeof(path), "%s/objects", seen[n]);
+		objects = vblk_read_long(path);
+		snprintf(path, sizeof(path), "%s/cpu_slabs", seen[n]);
+		after = vblk_read_long(path);
+		if (after > cpu_slabs)
+			cpu_slabs = after;
+		snprintf(path, sizeof(path), "%s/objs_per_slab", seen[n]);
+		per_slab = vblk_read_long(path);
+		if (objects < 0 || cpu_slabs < 0 || per_slab < 0) {
+			ret = -ENOENT;
+			break;
+		}
+		c->objects += objects;
+		/* Each slab a CPU holds: at most all its objects free. */
+		c->cpu_free += cpu_slabs * per_slab;
+		n++;
+	}
+	globfree(&g);
+	return ret ? ret : n;
+}
+
+void vblk_slab_shrink(const char *pattern)
+{
+	char path[PATH_MAX];
+	glob_t g;
+
+	snprintf(path, sizeof(path), "/sys/kernel/slab/%s", pattern);
+	if (glob(path, 0, NULL, &g))
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		int ret;
+
+		snprintf(path, sizeof(path), "%s/shrink", g.gl_pathv[i]);
+		ret = vblk_write_str(path, "1");
+		/* Best effort: a cache that will not shrink counts as it is. */
+		if (ret)
+			printf("# cannot shrink %s: %s\n", g.gl_pathv[i],
+			       strerror(-ret));
+	}
+	globfree(&g);
+}
+
+bool vblk_kasan(void)
+{
+	char line[256], sym[128];
+	bool kasan = false;
+	FILE *f = fopen("/proc/kallsyms", "r");
+
+	if (!f)
+		return false;
+	while (!kasan && fgets(line, sizeof(line), f))
+		kasan = sscanf(line, "%*s %*s %127s", sym) == 1 &&
+			!strncmp(sym, "kasan_", 6);
+	fclose(f);
+	return kasan;
 }
 
 #define VBLK_TRACING	"/sys/kernel/tracing"

@@ -178,6 +178,30 @@ int vblk_write_attr(const char *dir, const char *name, const char *val);
 int vblk_read_str(const char *path, char *buf, size_t len);
 
 /*
+ * The SLUB caches matching @pattern (a glob under /sys/kernel/slab, e.g.
+ * "bio-*"), each counted once however many names alias it. @objects is what
+ * /proc/slabinfo calls active: every object of the caches' slabs but the
+ * free ones on the node partial lists. So it also counts the free objects
+ * of the slabs each CPU holds (its active slab and its partial slabs), at
+ * most @cpu_free of them: @objects - @cpu_free <= objects in use <=
+ * @objects (on KASAN, after vblk_slab_shrink(): see there). Returns the
+ * number of caches (0: none, or not SLUB), or -errno.
+ */
+struct vblk_slab {
+	long objects;
+	long cpu_free;
+};
+int vblk_slab_count(const char *pattern, struct vblk_slab *c);
+/*
+ * Shrink the caches matching @pattern: their per-CPU slabs go back to the
+ * node lists (so @cpu_free drops to about 0 for a moment), and a KASAN
+ * kernel's quarantine releases the freed objects it still counts.
+ */
+void vblk_slab_shrink(const char *pattern);
+/* Is the kernel built with KASAN (kasan_* symbols in /proc/kallsyms)? */
+bool vblk_kasan(void);
+
+/*
  * What reaches a block device, from the block:block_bio_queue event.
  *
  * The VM runner enables the event on the kernel command line
