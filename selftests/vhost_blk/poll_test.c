@@ -342,7 +342,7 @@ TEST(idle_device_does_not_spin)
 	cpu1 = worker_cpu_s(getpid());
 	t1 = now_s();
 	/* An unbounded poll spins the whole time; a bounded one ~never. */
-	ksft_print_msg("worker CPU %.2f s in %.2f s idle\n", cpu1 - cpu0,
+	TH_LOG("worker CPU %.2f s in %.2f s idle", cpu1 - cpu0,
 		       t1 - t0);
 	EXPECT_GT(0.3 * (t1 - t0), cpu1 - cpu0)
 		TH_LOG("worker used %.2f s of CPU in %.2f s idle",
@@ -379,7 +379,7 @@ TEST(sparse_requests_do_not_spin)
 	}
 	cpu1 = worker_cpu_s(getpid());
 	t1 = now_s();
-	ksft_print_msg("worker CPU %.2f s in %.2f s of sparse I/O\n",
+	TH_LOG("worker CPU %.2f s in %.2f s of sparse I/O",
 		       cpu1 - cpu0, t1 - t0);
 	EXPECT_GT(0.5 * (t1 - t0), cpu1 - cpu0)
 		TH_LOG("worker used %.2f s of CPU in %.2f s of sparse I/O",
