@@ -342,8 +342,7 @@ TEST(idle_device_does_not_spin)
 	cpu1 = worker_cpu_s(getpid());
 	t1 = now_s();
 	/* An unbounded poll spins the whole time; a bounded one ~never. */
-	TH_LOG("worker CPU %.2f s in %.2f s idle", cpu1 - cpu0,
-		       t1 - t0);
+	TH_LOG("worker CPU %.2f s in %.2f s idle", cpu1 - cpu0, t1 - t0);
 	EXPECT_GT(0.3 * (t1 - t0), cpu1 - cpu0)
 		TH_LOG("worker used %.2f s of CPU in %.2f s idle",
 		       cpu1 - cpu0, t1 - t0);
@@ -379,8 +378,8 @@ TEST(sparse_requests_do_not_spin)
 	}
 	cpu1 = worker_cpu_s(getpid());
 	t1 = now_s();
-	TH_LOG("worker CPU %.2f s in %.2f s of sparse I/O",
-		       cpu1 - cpu0, t1 - t0);
+	TH_LOG("worker CPU %.2f s in %.2f s of sparse I/O", cpu1 - cpu0,
+	       t1 - t0);
 	EXPECT_GT(0.5 * (t1 - t0), cpu1 - cpu0)
 		TH_LOG("worker used %.2f s of CPU in %.2f s of sparse I/O",
 		       cpu1 - cpu0, t1 - t0);
