@@ -12,6 +12,7 @@
 #include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
 #include <linux/slab.h>
 #include <linux/wait_bit.h>
 
@@ -319,9 +320,11 @@ static bool vhost_blk_vq_submit_avail(struct vhost_blk *blk,
  * synchronous device such as brd, a completion softirq on this CPU) are
  * published as they end, since the guest may wait for them before it sends
  * more. The spin stops at once for anything with a better claim on the CPU
- * or the worker: the scheduler, a signal (the owner dies), other work for
- * this worker (another queue's kick; a request ending on another CPU
- * queues our completion work, which then publishes it). The queue cannot
+ * or the worker: the scheduler, another task runnable on this CPU (as KVM's
+ * halt-polling: often the very thread that submits the guest's next
+ * request, woken by our signal but not preempting us), a signal (the owner
+ * dies), other work for this worker (another queue's kick; a request
+ * ending on another CPU queues our completion work, which publishes it). The queue cannot
  * be paused or detached meanwhile: that takes vq->mutex, held here. Time
  * spent comes out of @budget_ns, the kick's total (VHOST_BLK_BUSYLOOP_MAX_US).
  * Returns true when the ring has entries again.
@@ -349,8 +352,8 @@ static bool vhost_blk_vq_busy_poll(struct vhost_blk *blk,
 			found = true;
 			break;
 		}
-		if (need_resched() || signal_pending(current) ||
-		    vhost_blk_has_work(vq))
+		if (need_resched() || !single_task_running() ||
+		    signal_pending(current) || vhost_blk_has_work(vq))
 			break;
 		cpu_relax();
 		spent = local_clock() - start;
