@@ -5,6 +5,8 @@
  * request to the queue's completion work, which publishes a batch to the
  * used ring with one call-eventfd signal. Requests that end while the kick
  * handler submits are published by the handler itself, in one batch too.
+ * With a busyloop timeout set, the handler spins on the empty avail ring a
+ * little before it waits for the next kick.
  */
 #include "vhost_blk.h"
 
