@@ -32,6 +32,19 @@ static inline bool vhost_blk_queue_work(struct vhost_virtqueue *vq,
 }
 
 /*
+ * Whether the worker that serves @vq has work queued: a lockless hint that
+ * tells a busy-poll to give the worker back. 6.1 has one worker per device.
+ */
+static inline bool vhost_blk_has_work(struct vhost_virtqueue *vq)
+{
+#ifdef VHOST_BLK_HAVE_VQ_HAS_WORK
+	return vhost_vq_has_work(vq);
+#else
+	return vhost_has_work(vq->dev);
+#endif
+}
+
+/*
  * An exclusive claim on a block device. 6.9+ hands out a struct file,
  * older kernels a block_device reference plus the mode it was opened with.
  */

@@ -5,11 +5,16 @@
  * request to the queue's completion work, which publishes a batch to the
  * used ring with one call-eventfd signal. Requests that end while the kick
  * handler submits are published by the handler itself, in one batch too.
+ * With a busyloop timeout set, the handler spins on the empty avail ring a
+ * little before it waits for the next kick.
  */
 #include "vhost_blk.h"
 
 #include <linux/memcontrol.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
 #include <linux/slab.h>
 #include <linux/wait_bit.h>
 
@@ -234,31 +239,34 @@ void vhost_blk_vq_drain(struct vhost_blk *blk, struct vhost_blk_vq *bvq)
 	} while (atomic_read(&bvq->inflight));
 }
 
-void vhost_blk_handle_kick(struct vhost_work *work)
+/*
+ * The longest a kick handler call busy-polls the avail ring, in all, in
+ * microseconds, whatever the VMM asked with VHOST_SET_VRING_BUSYLOOP_TIMEOUT
+ * (vhost-net takes the value as given). The poll holds vq->mutex, so a
+ * pause, detach or memory-table change waits for it, and on a busy machine
+ * it keeps a CPU from others until need_resched(): a VMM's mistake (or
+ * UINT_MAX) must not turn into seconds of either. 1 ms is ten times the
+ * slowest request worth polling for (an SSD's ~100 us) and, like a
+ * scheduler tick, short enough that nobody waits on it noticeably.
+ */
+#define VHOST_BLK_BUSYLOOP_MAX_US	1000
+
+/*
+ * Fetch and submit requests until the avail ring is empty (returns true)
+ * or something else stops the queue: a budget or the request table is
+ * exhausted, a chain is broken or the kick's weight is used up (false).
+ * @reqs and @bytes add up over the whole kick, so the weight bounds it.
+ *
+ * Context: kick handler, vq->mutex held, notifications disabled.
+ */
+static bool vhost_blk_vq_submit_avail(struct vhost_blk *blk,
+				      struct vhost_blk_vq *bvq,
+				      struct vhost_blk_disk *disk,
+				      int *reqs, size_t *bytes)
 {
-	struct vhost_virtqueue *vq = container_of(work, struct vhost_virtqueue,
-						  poll.work);
-	struct vhost_blk_vq *bvq = container_of(vq, struct vhost_blk_vq, vq);
-	struct vhost_blk *blk = container_of(vq->dev, struct vhost_blk, dev);
-	struct mem_cgroup *memcg, *old;
-	struct vhost_blk_disk *disk;
-	struct blk_plug plug;
-	size_t bytes = 0;
+	struct vhost_virtqueue *vq = &bvq->vq;
 	ssize_t moved;
-	int reqs = 0;
 
-	memcg = vhost_blk_owner_memcg_begin(&blk->dev, &old);
-	mutex_lock(&vq->mutex);
-	disk = vhost_vq_get_backend(vq);
-	if (!disk || bvq->paused)
-		goto out;
-	if (!vq_meta_prefetch(vq))
-		goto out;
-	vhost_blk_stat_kick(&bvq->stats);
-
-	vhost_disable_notify(&blk->dev, vq);
-	WRITE_ONCE(bvq->submitter, current);
-	blk_start_plug(&plug);
 	do {
 		struct vhost_blk_req *req;
 		unsigned int out, in;
@@ -268,7 +276,7 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 		if (!req) {
 			/* Completions free entries and requeue us. */
 			bvq->starved = true;
-			break;
+			return false;
 		}
 
 		head = vhost_get_vq_desc(vq, vq->iov, ARRAY_SIZE(vq->iov),
@@ -282,15 +290,11 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			 * (DEVICE_NEEDS_RESET).
 			 */
 			vhost_blk_req_free(bvq, req);
-			break;
+			return false;
 		}
 		if (head == vq->num) {
 			vhost_blk_req_free(bvq, req);
-			if (unlikely(vhost_enable_notify(&blk->dev, vq))) {
-				vhost_disable_notify(&blk->dev, vq);
-				continue;
-			}
-			break;
+			return true;
 		}
 
 		req->head = head;
@@ -302,12 +306,108 @@ void vhost_blk_handle_kick(struct vhost_work *work)
 			vhost_blk_req_free(bvq, req);
 			vhost_discard_vq_desc(vq, 1);
 			bvq->starved = true;
+			return false;
+		}
+		*bytes += moved;
+		vhost_blk_stat_submitted(&bvq->stats);
+	} while (!vhost_exceeds_weight(vq, ++*reqs, *bytes));
+	return false;
+}
+
+/*
+ * With a busyloop timeout set, spin on the empty avail ring before paying
+ * for a notification: at low queue depth the guest's next request often
+ * comes a few microseconds after the last completion, and finding it here
+ * saves the kick's wake-up. Requests that end in this thread meanwhile (a
+ * synchronous device such as brd, a completion softirq on this CPU) are
+ * published as they end, since the guest may wait for them before it sends
+ * more. The spin stops at once for anything with a better claim on the CPU
+ * or the worker: the scheduler, another task runnable on this CPU (as KVM's
+ * halt-polling: often the very thread that submits the guest's next
+ * request, woken by our signal but not preempting us), a signal (the owner
+ * dies), other work for this worker (another queue's kick; a request
+ * ending on another CPU queues our completion work, which publishes it). The queue cannot
+ * be paused or detached meanwhile: that takes vq->mutex, held here. Time
+ * spent comes out of @budget_ns, the kick's total (VHOST_BLK_BUSYLOOP_MAX_US).
+ * Returns true when the ring has entries again.
+ *
+ * Context: kick handler, vq->mutex held, notifications disabled, no plug.
+ */
+static bool vhost_blk_vq_busy_poll(struct vhost_blk *blk,
+				   struct vhost_blk_vq *bvq, u64 *budget_ns)
+{
+	struct vhost_virtqueue *vq = &bvq->vq;
+	u64 limit, start, spent;
+	bool found = false;
+
+	limit = min_t(u64, vq->busyloop_timeout, VHOST_BLK_BUSYLOOP_MAX_US);
+	limit = min(limit * NSEC_PER_USEC, *budget_ns);
+	if (!limit)
+		return false;
+
+	/* local_clock() as vhost-net: cheap, and a small skew is harmless. */
+	start = local_clock();
+	do {
+		if (!llist_empty(&bvq->ended))
+			vhost_blk_vq_complete_ended(blk, bvq, true);
+		if (!vhost_vq_avail_empty(&blk->dev, vq)) {
+			found = true;
 			break;
 		}
-		bytes += moved;
-		vhost_blk_stat_submitted(&bvq->stats);
-	} while (!vhost_exceeds_weight(vq, ++reqs, bytes));
-	blk_finish_plug(&plug);
+		if (need_resched() || !single_task_running() ||
+		    signal_pending(current) || vhost_blk_has_work(vq))
+			break;
+		cpu_relax();
+		spent = local_clock() - start;
+	} while (spent < limit);
+
+	spent = local_clock() - start;
+	*budget_ns -= min(spent, *budget_ns);
+	return found;
+}
+
+void vhost_blk_handle_kick(struct vhost_work *work)
+{
+	struct vhost_virtqueue *vq = container_of(work, struct vhost_virtqueue,
+						  poll.work);
+	struct vhost_blk_vq *bvq = container_of(vq, struct vhost_blk_vq, vq);
+	struct vhost_blk *blk = container_of(vq->dev, struct vhost_blk, dev);
+	u64 poll_budget_ns = VHOST_BLK_BUSYLOOP_MAX_US * NSEC_PER_USEC;
+	struct mem_cgroup *memcg, *old;
+	struct vhost_blk_disk *disk;
+	struct blk_plug plug;
+	size_t bytes = 0;
+	int reqs = 0;
+	bool empty;
+
+	memcg = vhost_blk_owner_memcg_begin(&blk->dev, &old);
+	mutex_lock(&vq->mutex);
+	disk = vhost_vq_get_backend(vq);
+	if (!disk || bvq->paused)
+		goto out;
+	if (!vq_meta_prefetch(vq))
+		goto out;
+	vhost_blk_stat_kick(&bvq->stats);
+
+	vhost_disable_notify(&blk->dev, vq);
+	WRITE_ONCE(bvq->submitter, current);
+	for (;;) {
+		blk_start_plug(&plug);
+		empty = vhost_blk_vq_submit_avail(blk, bvq, disk, &reqs,
+						  &bytes);
+		/* Unplugged: the device works on them while we poll. */
+		blk_finish_plug(&plug);
+		if (!empty)
+			break;
+		if (vhost_blk_vq_busy_poll(blk, bvq, &poll_budget_ns))
+			continue;
+		if (likely(!vhost_enable_notify(&blk->dev, vq)))
+			break;
+		/* Raced with the guest: fetch again, as one more request. */
+		vhost_disable_notify(&blk->dev, vq);
+		if (vhost_exceeds_weight(vq, ++reqs, bytes))
+			break;
+	}
 	/*
 	 * What ended above was not handed to the completion work: publish it
 	 * now, without another round through the worker.

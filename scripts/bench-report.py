@@ -18,8 +18,9 @@ import os
 import statistics
 import sys
 
-ORDER = ["vhost-blk", "serve", "qsd", "qsd-poll0", "fio"]
-NAMES = {"vhost-blk": "vhost-blk (ioctl)", "serve": "vhostblkctl serve",
+ORDER = ["vhost-blk", "vhost-blk-poll", "serve", "qsd", "qsd-poll0", "fio"]
+NAMES = {"vhost-blk": "vhost-blk (ioctl)",
+         "vhost-blk-poll": "vhost-blk (ioctl), busy-poll", "serve": "vhostblkctl serve",
          "qsd": "qemu-storage-daemon",
          "qsd-poll0": "qemu-storage-daemon poll-max-ns=0",
          "fio": "raw device (fio)"}
@@ -188,11 +189,14 @@ def summary_lines(res, gres):
                            ("vhost-blk", "qsd-poll0", "vhost-blk / qsd poll-max-ns=0 IOPS"),
                            ("qsd-poll0", "qsd", "qsd poll-max-ns=0 / qsd IOPS"),
                            ("serve", "vhost-blk", "serve / vhost-blk IOPS"),
-                           ("vhost-blk", "fio", "vhost-blk / raw IOPS")):
+                           ("vhost-blk", "fio", "vhost-blk / raw IOPS"),
+                           ("vhost-blk-poll", "vhost-blk", "busy-poll / no poll IOPS")):
         lines.append((f"data plane: {what}", fmt_ratio(ratios(res, num, den))))
     for num, den, what in (("qsd", "vhost-blk", "qsd / vhost-blk backend CPU per I/O"),
                            ("qsd-poll0", "vhost-blk",
-                            "qsd poll-max-ns=0 / vhost-blk backend CPU per I/O")):
+                            "qsd poll-max-ns=0 / vhost-blk backend CPU per I/O"),
+                           ("vhost-blk-poll", "vhost-blk",
+                            "busy-poll / no poll backend CPU per I/O")):
         lines.append((f"data plane: {what}",
                       fmt_ratio(ratios(res, num, den, "backend_cpu_us_per_io"))))
     best = []

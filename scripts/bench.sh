@@ -12,6 +12,7 @@
 #
 # Settings (environment, passed into the VM): BENCH_TIME (seconds per cell,
 # default 2), BENCH_REPS (3), BENCH_DEVS, BENCH_JOBS, BENCH_BACKENDS,
+# BENCH_POLL_US (the vhost-blk-poll back-end's busyloop timeout, 50),
 # BENCH_L2_BACKENDS, BENCH_L2_DEVS, BENCH_L2_JOBS, BENCH_L2_SMP,
 # BENCH_L2_MEM, BENCH_L2_TRIES (boots per guest-level cell, 2), BENCH_ACCEL
 # (tcg or kvm), BENCH_SMP (vCPUs, 2), BENCH_MEM (MiB, 2048), BENCH_TIMEOUT
@@ -34,7 +35,7 @@ for kver in "$@"; do
 	{
 		echo "BENCH_TIME=${BENCH_TIME:-2}"
 		echo "BENCH_REPS=${BENCH_REPS:-3}"
-		for v in BENCH_DEVS BENCH_JOBS BENCH_BACKENDS BENCH_RANGE_MB \
+		for v in BENCH_DEVS BENCH_JOBS BENCH_BACKENDS BENCH_RANGE_MB BENCH_POLL_US \
 			BENCH_ONLY_brd BENCH_ONLY_null_blk BENCH_ONLY_scsi_debug \
 			BENCH_L2_BACKENDS BENCH_L2_DEVS BENCH_L2_JOBS BENCH_L2_SMP BENCH_L2_MEM BENCH_L2_TRIES; do
 			[ -z "${!v+set}" ] || printf '%s=%q\n' "$v" "${!v}"

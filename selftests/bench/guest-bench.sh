@@ -35,7 +35,10 @@ BENCH_ONLY_brd="randread-qd1 randwrite-qd1 randread-qd32 randwrite-qd32 randread
 	BENCH_ONLY_scsi_debug="randread-qd1 randwrite-qd32"
 # qsd: qemu-storage-daemon as shipped (its iothread polls adaptively, up to poll-max-ns);
 # qsd-poll0: the same with poll-max-ns=0, so its polling cannot steal the tool's vCPU.
-BENCH_BACKENDS="vhost-blk qsd qsd-poll0 serve fio"
+# vhost-blk-poll: vhost-blk with every ring's busyloop timeout at BENCH_POLL_US
+# (VHOST_SET_VRING_BUSYLOOP_TIMEOUT, vhostblkctl serve --poll-us).
+BENCH_BACKENDS="vhost-blk vhost-blk-poll qsd qsd-poll0 serve fio"
+BENCH_POLL_US=50
 # The guest level (level-2 guests; its own settings BENCH_L2_*).
 # shellcheck source=l2-bench.sh
 . "$SELF/l2-bench.sh"
@@ -160,9 +163,12 @@ cell() {
 	local dev=$1 path=$2 job=$3 rw=$4 bs=$5 qd=$6 nq=$7 rep=$8 be=$9 res rc=0
 	local tag="\"dev\": \"$dev\", \"job\": \"$job\", \"rep\": $rep, \"kver\": \"$KVER\""
 	case $be in
-	vhost-blk)
+	vhost-blk | vhost-blk-poll)
+		local poll=0
+		[ "$be" = vhost-blk-poll ] && poll=$BENCH_POLL_US
 		res=$("$TOOL" --backend vhost-blk --disk "$path" --rw "$rw" --bs "$bs" --qd "$qd" \
-			--queues "$nq" --time "$BENCH_TIME" --range "$RANGE" 2>>"$OUT/errors.log") || rc=$?
+			--queues "$nq" --time "$BENCH_TIME" --range "$RANGE" --poll-us "$poll" \
+			2>>"$OUT/errors.log") || rc=$?
 		;;
 	qsd | qsd-poll0 | serve)
 		if ! vu_start "$be" "$path"; then

@@ -5,6 +5,7 @@
  * Plays the guest's virtio-blk driver (the selftests' vblk_driver) and
  * drives the same requests through one back-end's own transport:
  *   --backend vhost-blk    /dev/vhost-blk through its ioctls, on --disk
+ *                          (--poll-us N: each ring's busyloop timeout)
  *   --backend vhost-user   a vhost-user-blk back-end on --socket (QEMU's
  *                          front-end side, vu_frontend.c)
  * One submitting thread per queue keeps --qd requests in flight for --time
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
@@ -47,6 +49,7 @@
 struct bench_opts {
 	const char *backend, *disk, *socket, *rw;
 	unsigned int bs, qd, queues;
+	unsigned int poll_us;	/* vhost-blk: VHOST_SET_VRING_BUSYLOOP_TIMEOUT */
 	double time;
 	uint64_t range;
 	pid_t cpu_pid;		/* back-end process whose threads are counted */
@@ -302,7 +305,7 @@ static int cmp_u32(const void *a, const void *b)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: vblk_bench --backend vhost-blk --disk DEV | --backend vhost-user --socket PATH [--cpu-pid PID]\n"
+		"usage: vblk_bench --backend vhost-blk --disk DEV [--poll-us N] | --backend vhost-user --socket PATH [--cpu-pid PID]\n"
 		"                  [--rw randread|randwrite|read|write] [--bs BYTES] [--qd N] [--queues N]\n"
 		"                  [--time SEC] [--range BYTES]\n");
 	exit(2);
@@ -315,7 +318,8 @@ static void parse(int argc, char **argv, struct bench_opts *o)
 		{ "socket", 1, 0, 's' }, { "cpu-pid", 1, 0, 'p' },
 		{ "rw", 1, 0, 'r' }, { "bs", 1, 0, 'B' }, { "qd", 1, 0, 'q' },
 		{ "queues", 1, 0, 'n' }, { "time", 1, 0, 't' },
-		{ "range", 1, 0, 'R' }, { 0, 0, 0, 0 } };
+		{ "range", 1, 0, 'R' }, { "poll-us", 1, 0, 'P' },
+		{ 0, 0, 0, 0 } };
 	int c;
 
 	*o = (struct bench_opts){ .rw = "randread", .bs = 4096, .qd = 1,
@@ -332,6 +336,7 @@ static void parse(int argc, char **argv, struct bench_opts *o)
 		case 'n': o->queues = strtoul(optarg, NULL, 0); break;
 		case 't': o->time = atof(optarg); break;
 		case 'R': o->range = strtoull(optarg, NULL, 0); break;
+		case 'P': o->poll_us = strtoul(optarg, NULL, 0); break;
 		default: usage();
 		}
 	}
@@ -360,6 +365,7 @@ static void bench_setup(const struct bench_opts *o, struct vdrv *d,
 {
 	size_t mem = (size_t)o->queues * (BENCH_RING * 32 + 16384 +
 					  o->qd * (o->bs + 8192)) + (1 << 20);
+	unsigned int i;
 	int ret, fd;
 
 	mem = (mem + 0xfffff) & ~(size_t)0xfffff;
@@ -382,6 +388,16 @@ static void bench_setup(const struct bench_opts *o, struct vdrv *d,
 			fprintf(stderr, "vblk_bench: /dev/vhost-blk set-up failed: %s (is vhost_blk loaded?)\n",
 				strerror(-ret));
 			exit(1);
+		}
+		for (i = 0; i < o->queues; i++) {
+			struct vhost_vring_state s = { .index = i,
+						       .num = o->poll_us };
+
+			if (ioctl(d->fd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &s)) {
+				fprintf(stderr, "vblk_bench: --poll-us %u on ring %u: %s\n",
+					o->poll_us, i, strerror(errno));
+				exit(1);
+			}
 		}
 		return;
 	}

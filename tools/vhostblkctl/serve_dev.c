@@ -228,6 +228,28 @@ static int serve_vqs_stop(struct serve_conn *c)
 static int serve_set_wce(struct serve_conn *c);
 
 /*
+ * --poll-us: vhost-user has no message for it, so the daemon sets it on
+ * every ring it is about to start (a VHOST_RESET_OWNER would clear it).
+ */
+static int serve_vqs_set_poll(struct serve_conn *c)
+{
+	struct vhost_vring_state s = { .num = c->cfg->poll_us };
+	int ret;
+
+	for (s.index = 0; s.index < c->cfg->num_queues; s.index++) {
+		if (!c->vqs[s.index].addr_set)
+			continue;
+		ret = c->ops->ioctl(c->vfd, VHOST_SET_VRING_BUSYLOOP_TIMEOUT, &s);
+		if (ret) {
+			serve_err("vring %u: VHOST_SET_VRING_BUSYLOOP_TIMEOUT %u us: %s",
+				  s.index, s.num, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/*
  * (Re)attach the disk: the module starts every ring whose addresses are set
  * (and drains and restarts the ones already running).
  */
@@ -240,7 +262,9 @@ static int serve_vqs_start(struct serve_conn *c)
 	unsigned int i;
 	int ret;
 
-	ret = c->ops->ioctl(c->vfd, VHOST_BLK_SET_BACKEND, &be);
+	ret = serve_vqs_set_poll(c);
+	if (!ret)
+		ret = c->ops->ioctl(c->vfd, VHOST_BLK_SET_BACKEND, &be);
 	/*
 	 * The module keeps the write cache across attaches in one mode; set
 	 * it anyway so a daemon and a module of different versions agree.

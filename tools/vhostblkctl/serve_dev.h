@@ -22,6 +22,7 @@ struct serve_cfg {
 	bool read_only;
 	unsigned int num_queues;
 	unsigned int cache_mode;	/* VHOST_BLK_CACHE_*, --cache */
+	unsigned int poll_us;		/* busyloop timeout, --poll-us */
 	char serial[VIRTIO_BLK_ID_BYTES];
 };
 

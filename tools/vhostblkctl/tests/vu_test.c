@@ -433,6 +433,7 @@ struct mock_vq {
 	bool running;
 	uint64_t desc;
 	unsigned int num, base;
+	unsigned int poll_us;	/* VHOST_SET_VRING_BUSYLOOP_TIMEOUT */
 };
 
 static struct mock {
@@ -493,6 +494,10 @@ static int mock_ioctl(int fd, unsigned long req, void *arg)
 			mock.vq[s->index].base = s->num;
 		else
 			mock.vq[s->index].num = s->num;
+	} else if (req == VHOST_SET_VRING_BUSYLOOP_TIMEOUT) {
+		struct vhost_vring_state *s = arg;
+
+		mock.vq[s->index].poll_us = s->num;
 	} else if (req == VHOST_GET_VRING_BASE) {
 		struct vhost_vring_state *s = arg;
 
@@ -588,6 +593,7 @@ static void test_qemu_flow(void)
 	unsigned int i;
 
 	CHECK(fe_open(&f, 2) == 0, "serve_conn_init with the mock");
+	f.cfg.poll_us = 50;	/* --poll-us 50 */
 	CHECK(mock.owner == 1 && mock.set_backends == 1, "owner and backend at connect");
 
 	CHECK(fe_do(&f, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0) == 0, "GET_FEATURES");
@@ -673,6 +679,8 @@ static void test_qemu_flow(void)
 	}
 	CHECK(mock.set_backends == ret + 1 && mock.vq[0].running && mock.vq[1].running,
 	      "one SET_BACKEND starts both rings");
+	CHECK(mock.vq[0].poll_us == 50 && mock.vq[1].poll_us == 50 &&
+	      !mock.vq[2].poll_us, "--poll-us set on the rings started");
 	/* SET_VRING_NUM on a running ring: EBUSY, acked. */
 	st.index = 0;
 	st.num = 256;
