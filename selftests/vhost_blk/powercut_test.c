@@ -36,7 +36,9 @@
  * cache), a null_blk with a volatile cache of its own, and a raw image file
  * on ext4 on the ram disk (see "devices" below). The log is a null_blk, the
  * replayed device another ram disk. PC_SEED=N in the environment repeats a
- * run with another seed.
+ * run with another seed; PC_REGION=N has the writes fall on the first N
+ * sectors only (4096), so that more of them share pages and are in flight
+ * together.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +80,9 @@ static double pc_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
+
+/* Sectors the workload writes: PC_REGION=N (at most REGION) crowds it. */
+static uint32_t pc_region = REGION;
 
 static const char *const mode_names[] = {
 	"none", "writeback", "writethrough", "directsync", "unsafe",
@@ -229,7 +234,7 @@ static bool pc_pick(struct pc_run *r, uint32_t *sector, uint32_t *nr)
 {
 	for (int tries = 0; tries < 32; tries++) {
 		uint32_t n = 1 + pc_rand(r) % MAX_SECTORS;
-		uint32_t s = pc_rand(r) % (REGION - n + 1), i;
+		uint32_t s = pc_rand(r) % (pc_region - n + 1), i;
 
 		for (i = 0; i < n && !r->busy[s + i]; i++)
 			;
@@ -870,6 +875,13 @@ TEST_F_TIMEOUT(powercut, replay, 500)
 
 	if (self->skip)
 		SKIP(return, "no backend (see setup)");
+	env = getenv("PC_REGION");
+	if (env) {
+		pc_region = strtoul(env, NULL, 0);
+		ASSERT_TRUE(pc_region >= MAX_SECTORS && pc_region <= REGION)
+			TH_LOG("PC_REGION=%s: give %u to %u sectors", env,
+			       MAX_SECTORS, REGION);
+	}
 	r->mode = mode;
 	r->stable = mode == VHOST_BLK_CACHE_WRITETHROUGH ||
 		    mode == VHOST_BLK_CACHE_DIRECTSYNC;
