@@ -5,12 +5,15 @@
  * vhost-blk is attached over dm-log-writes. dm-log-writes logs a write only
  * once a flush that came after its completion has completed (a FUA write at
  * its own completion), so the log, replayed up to some point, is what a disk
- * with a volatile write cache would hold had the power gone there. The test
- * drives a seeded workload from the userspace guest: writes of
- * self-describing data (every 512 bytes carry their sector and the write's
- * generation) with up to DEPTH in flight, and flushes between them. After
- * every batch of completions it sets a mark in the log (a DM target message)
- * and remembers what the guest had been promised by then:
+ * with a volatile write cache would hold had the power gone there, provided
+ * flushes reach the target one at a time: where they could overlap (writes
+ * through a page cache), a loop device between the backend and the target
+ * sees to that (see pc_loop_add()). The test drives a
+ * seeded workload from the userspace guest: writes of self-describing data
+ * (every 512 bytes carry their sector and the write's generation) with up
+ * to DEPTH in flight, and flushes between them. After every batch of
+ * completions it sets a mark in the log (a DM target message) and
+ * remembers what the guest had been promised by then:
  *
  * - a write completed before a flush was submitted is stable once that
  *   flush completes (the guest saw a write cache: none, writeback, unsafe);
@@ -22,7 +25,8 @@
  * promised write must be there (its generation or a later one in each
  * sector), nothing may be garbage (except a sector a write not yet promised
  * was being copied into: through the page cache it may be torn), and
- * nothing may come from a write submitted after the mark.
+ * nothing may come from a write submitted after the mark. Between marks, no
+ * entry may take a sector back to an older generation.
  *
  * The test must be able to fail. In unsafe mode guest flushes complete
  * without reaching the device: there the same checker must find lost
@@ -36,7 +40,9 @@
  * cache), a null_blk with a volatile cache of its own, and a raw image file
  * on ext4 on the ram disk (see "devices" below). The log is a null_blk, the
  * replayed device another ram disk. PC_SEED=N in the environment repeats a
- * run with another seed.
+ * run with another seed; PC_REGION=N has the writes fall on the first N
+ * sectors only (4096), so that more of them share pages and are in flight
+ * together.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +84,9 @@ static double pc_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
+
+/* Sectors the workload writes: PC_REGION=N (at most REGION) crowds it. */
+static uint32_t pc_region = REGION;
 
 static const char *const mode_names[] = {
 	"none", "writeback", "writethrough", "directsync", "unsafe",
@@ -229,7 +238,7 @@ static bool pc_pick(struct pc_run *r, uint32_t *sector, uint32_t *nr)
 {
 	for (int tries = 0; tries < 32; tries++) {
 		uint32_t n = 1 + pc_rand(r) % MAX_SECTORS;
-		uint32_t s = pc_rand(r) % (REGION - n + 1), i;
+		uint32_t s = pc_rand(r) % (pc_region - n + 1), i;
 
 		for (i = 0; i < n && !r->busy[s + i]; i++)
 			;
@@ -380,6 +389,7 @@ struct pc_stats {
 	uint64_t flush_at_start, flush_at_last;	/* FLUSH entries by then */
 	unsigned int marks, flush_points, violations, unflushed;
 	unsigned int writes_verified;
+	unsigned int regressions;	/* sectors given older data */
 	bool end;
 };
 
@@ -388,19 +398,58 @@ struct pc_stats {
  * where (the same offsets on a block device, the image's blocks from FIEMAP
  * on a filesystem), @gen what (pc_gen() of each). Sectors an applied entry
  * wrote are read back at the next mark, runs of contiguous ones at once.
+ *
+ * @newest is the newest whole generation an entry wrote to each sector,
+ * @entry that entry and @flush the flush it was logged with (entries
+ * between two FLUSH entries, or a FUA write alone). A sector's generation
+ * never goes back on a disk, in the order writes complete: a write of a
+ * sector is submitted after the one before completed, and the page cache
+ * writes a page back once at a time, its newest data. An entry that puts
+ * an older generation over a newer one is a violation where it is, mark or
+ * not.
  */
 struct pc_view {
 	const uint64_t *phys;
 	bool touched[REGION];
-	int64_t gen[REGION];
+	int64_t gen[REGION], newest[REGION];
+	uint64_t entry[REGION];
+	uint64_t flush[REGION];
+	uint64_t cur_flush;	/* flushes logged before this entry */
 };
 
-/* An entry wrote bytes [@from, @to) of the replayed device. */
-static void pc_touch(struct pc_view *v, uint64_t from, uint64_t to)
+/* The entry @e wrote bytes [@from, @to) of the replayed device. */
+static void pc_touch(struct pc_view *v, const struct lw_entry *e,
+		     uint64_t from, uint64_t to, struct pc_stats *st)
 {
-	for (uint32_t s = 0; s < REGION; s++)
-		if (v->phys[s] < to && v->phys[s] + 512 > from)
-			v->touched[s] = true;
+	for (uint32_t s = 0; s < REGION; s++) {
+		uint64_t p = v->phys[s];
+		int64_t x;
+
+		if (p >= to || p + 512 <= from)
+			continue;
+		v->touched[s] = true;
+		if (e->flags & LW_DISCARD || p < from || p + 512 > to)
+			continue;
+		x = pc_gen(e->data + (p - from), s);
+		if (x < 0)
+			continue;	/* torn: pc_check_mark() judges it */
+		if (x < v->newest[s]) {
+			if (st->regressions < 4)
+				ksft_print_msg("log entry %llu (flush %llu): sector %u goes back to generation %lld from %lld, logged by entry %llu (flush %llu)\n",
+					       (unsigned long long)e->index,
+					       (unsigned long long)v->cur_flush,
+					       s, (long long)x,
+					       (long long)v->newest[s],
+					       (unsigned long long)v->entry[s],
+					       (unsigned long long)v->flush[s]);
+			st->regressions++;
+			st->violations++;
+			continue;
+		}
+		v->newest[s] = x;
+		v->entry[s] = e->index;
+		v->flush[s] = v->cur_flush;
+	}
 }
 
 static int pc_refresh(struct pc_view *v, int fd)
@@ -514,6 +563,7 @@ static int pc_replay(struct pc_run *r, int log_fd, int dev_fd,
 	int ret;
 
 	memset(st, 0, sizeof(*st));
+	memset(&v, 0, sizeof(v));
 	v.phys = phys;
 	memset(v.touched, true, sizeof(v.touched));
 	ret = lw_open(&l, log_fd);
@@ -527,8 +577,14 @@ static int pc_replay(struct pc_run *r, int log_fd, int dev_fd,
 		if (e.flags & LW_MARK) {
 			ret = pc_on_mark(r, &e, dev_fd, &v, st, verified);
 		} else {
+			/* A FUA write is logged alone, at its completion. */
+			if ((e.flags & (LW_FUA | LW_FLUSH)) == LW_FUA)
+				v.cur_flush++;
 			ret = lw_apply(&l, &e, dev_fd);
-			pc_touch(&v, e.sector * l.bs, (e.sector + e.nr) * l.bs);
+			pc_touch(&v, &e, e.sector * l.bs,
+				 (e.sector + e.nr) * l.bs, st);
+			if (e.flags & (LW_FUA | LW_FLUSH))
+				v.cur_flush++;
 		}
 		if (ret)
 			break;
@@ -562,6 +618,7 @@ FIXTURE(powercut) {
 	bool skip;		/* the 6.1 harness runs a test its setup skipped */
 	int fd;
 	char data[64], log[64], dm[64], replay[64];
+	char loop[64];		/* the loop device, or the target */
 	uint64_t phys[REGION];
 	struct pc_run *run;
 };
@@ -738,6 +795,52 @@ static void __attribute__((destructor)) pc_cleanup(void)
 	unlink(EXT4_PRISTINE);
 }
 
+/*
+ * The disk the backend writes to: a loop device over the log-writes target,
+ * with direct I/O (no page cache of its own). dm-log-writes takes the writes
+ * completed so far into a flush when it maps the flush, and logs them when
+ * the flush completes. Flushes that reach it concurrently (the page cache's
+ * O_DSYNC sends one per write, from each of up to 16 work items) may
+ * complete in another order: one mapped first and completing last logs its
+ * writes after the others', after marks set once a later flush had made
+ * them stable (a completed write missing there), and after newer data of
+ * the same page (a sector going back). No disk does either; the replay
+ * would blame the backend. A blk-mq device, which loop is, has one flush at
+ * most in flight to what is below it (block/blk-flush.c), as a disk's queue.
+ */
+static int pc_loop_add(const char *dev, char *path, size_t len)
+{
+	char cmd[256];
+	FILE *p;
+	int ret;
+
+	(void)!system("modprobe loop 2>/dev/null");
+	snprintf(cmd, sizeof(cmd),
+		 "losetup --show -f --direct-io=on --sector-size 512 %s 2>&1",
+		 dev);
+	p = popen(cmd, "r");
+	if (!p)
+		return -errno;
+	if (!fgets(path, len, p))
+		path[0] = 0;
+	ret = pclose(p);
+	path[strcspn(path, "\n")] = 0;
+	if (ret || strncmp(path, "/dev/loop", 9)) {
+		fprintf(stderr, "powercut: %s: %s\n", cmd, path);
+		path[0] = 0;
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static void pc_loop_remove(char *path)
+{
+	if (strncmp(path, "/dev/loop", 9))
+		return;
+	vblk_sh("losetup -d %s", path);
+	path[0] = 0;
+}
+
 static void pc_set_phys_linear(uint64_t *phys)
 {
 	for (uint32_t s = 0; s < REGION; s++)
@@ -755,6 +858,7 @@ FIXTURE_SETUP(powercut)
 	self->open = false;
 	self->mounted = false;
 	self->skip = true;
+	self->loop[0] = 0;
 	if (access("/sys/module/dm_log_writes", F_OK) &&
 	    vblk_sh("modprobe dm-log-writes 2>/dev/null"))
 		SKIP(return, "no dm-log-writes module (CONFIG_DM_LOG_WRITES)");
@@ -808,20 +912,35 @@ FIXTURE_SETUP(powercut)
 		 DEV_MB * 2048, self->data, self->log);
 	ASSERT_EQ(0, vblk_dm_create(DM_NAME, table, self->dm,
 				    sizeof(self->dm)));
+	/*
+	 * Flushes may overlap where writes go through a page cache (the
+	 * device's or the image's): O_DSYNC, fsync. The bio path sends FUA
+	 * writes, logged at their completion, and the guest's flushes, one
+	 * at a time here: it stays on the target, FUA and all.
+	 */
+	if (ext4 || (variant->mode != VHOST_BLK_CACHE_NONE &&
+		     variant->mode != VHOST_BLK_CACHE_DIRECTSYNC)) {
+		ret = pc_loop_add(self->dm, self->loop, sizeof(self->loop));
+		if (ret)
+			SKIP(return, "no loop device over %s (losetup, loop module)",
+			     self->dm);
+	} else {
+		snprintf(self->loop, sizeof(self->loop), "%s", self->dm);
+	}
 
 	ASSERT_EQ(0, vdrv_open(&self->d, MEM_SIZE));
 	self->open = true;
 	ASSERT_EQ(0, vdrv_setup(&self->d, 1, 64, VHOST_BLK_FEATURES));
 	if (ext4) {
 		/* Journal commits every 60 s: none lands inside the run. */
-		ASSERT_EQ(0, mount(self->dm, EXT4_DIR, "ext4", 0,
+		ASSERT_EQ(0, mount(self->loop, EXT4_DIR, "ext4", 0,
 				   "commit=60,noinit_itable"));
 		self->mounted = true;
 		self->fd = open(EXT4_IMAGE, O_RDWR | O_CLOEXEC);
 		ASSERT_LE(0, self->fd);
 		ASSERT_EQ(0, pc_fiemap(self->fd, self->phys));
 	} else {
-		self->fd = open(self->dm, O_RDWR | O_CLOEXEC);
+		self->fd = open(self->loop, O_RDWR | O_CLOEXEC);
 		ASSERT_LE(0, self->fd);
 		pc_set_phys_linear(self->phys);
 	}
@@ -842,6 +961,7 @@ FIXTURE_TEARDOWN(powercut)
 		close(self->fd);
 	if (self->mounted)
 		umount(EXT4_DIR);
+	pc_loop_remove(self->loop);
 	pc_dm_remove();
 	vblk_null_blk_remove("pcdata");
 	if (self->run) {
@@ -870,6 +990,13 @@ TEST_F_TIMEOUT(powercut, replay, 500)
 
 	if (self->skip)
 		SKIP(return, "no backend (see setup)");
+	env = getenv("PC_REGION");
+	if (env) {
+		pc_region = strtoul(env, NULL, 0);
+		ASSERT_TRUE(pc_region >= MAX_SECTORS && pc_region <= REGION)
+			TH_LOG("PC_REGION=%s: give %u to %u sectors", env,
+			       MAX_SECTORS, REGION);
+	}
 	r->mode = mode;
 	r->stable = mode == VHOST_BLK_CACHE_WRITETHROUGH ||
 		    mode == VHOST_BLK_CACHE_DIRECTSYNC;
@@ -892,6 +1019,7 @@ TEST_F_TIMEOUT(powercut, replay, 500)
 		ASSERT_EQ(0, umount(EXT4_DIR));
 		self->mounted = false;
 	}
+	pc_loop_remove(self->loop);
 	ASSERT_EQ(0, pc_dm_remove());
 	t1 = pc_now();
 
@@ -905,7 +1033,7 @@ TEST_F_TIMEOUT(powercut, replay, 500)
 	t2 = pc_now();
 
 	flushes = st.flush_at_last - st.flush_at_start;
-	ksft_print_msg("%s/%s seed %u: %u writes, %u guest flushes; log %llu entries (%llu writes, %llu FLUSH of which %llu during the run, %llu FUA); replayed to %u marks, %u of them flush points; %u writes verified; %u violations; %u completed-but-unflushed sector checks; %.1f s run, %.1f s replay\n",
+	ksft_print_msg("%s/%s seed %u: %u writes, %u guest flushes; log %llu entries (%llu writes, %llu FLUSH of which %llu during the run, %llu FUA); replayed to %u marks, %u of them flush points; %u writes verified; %u violations (%u sectors logged after newer data); %u completed-but-unflushed sector checks; %.1f s run, %.1f s replay\n",
 		       kind_names[variant->kind], mode_names[mode], seed,
 		       r->gen, r->flushes_done,
 		       (unsigned long long)st.entries,
@@ -914,7 +1042,7 @@ TEST_F_TIMEOUT(powercut, replay, 500)
 		       (unsigned long long)flushes,
 		       (unsigned long long)st.fua_entries, st.marks,
 		       st.flush_points, st.writes_verified, st.violations,
-		       st.unflushed, t1 - t0, t2 - t1);
+		       st.regressions, st.unflushed, t1 - t0, t2 - t1);
 	fflush(stdout);
 
 	/* Every mark we set was found: the log is whole. */
