@@ -10,15 +10,21 @@
 # The result is cached in build/debug-kernel/<key>/, the key being a hash of
 # the fragments, the compiler, the source package version and RECIPE (bump it
 # when a change here changes what gets built); a second run with the same
-# inputs rebuilds nothing. The directory then holds
+# inputs runs no make at all. The directory then holds
 #   bzImage          the kernel
 #   kernel.release   its release string (uname -r)
-#   obj/             the build tree (KDIR for out-of-tree modules)
+#   obj              a link to the build tree (KDIR for out-of-tree modules)
 #   modules/         modules_install output: lib/modules/<release>/
 #   build.log        the compiler output, build.time the wall time in seconds
-# An interrupted build resumes where it stopped; a new key's build starts
-# from the newest tree of the same source (moved, not copied): kbuild then
-# recompiles only what the configuration change touches.
+#                    (build.kind: "fresh" for an empty tree, else "incremental")
+# The source and the build tree depend on the source version only:
+# build/debug-kernel/src-<version>/ and obj-<version>/. A changed fragment
+# (a new key) configures that same tree anew and kbuild recompiles only what
+# the change touches (the tree's absolute paths, which kbuild and objtool
+# record, stay the same). The tree holds one configuration at a time, so
+# such a build first drops the results of the other keys of that source: a
+# result always matches the tree its obj link points to. An interrupted
+# build resumes where it stopped.
 #
 # usage: scripts/debug-kernel.sh [--print-dir] [SOURCE_TARBALL]
 #   --print-dir   print the cache directory and exit 0 when it is built,
@@ -79,27 +85,26 @@ if [ ! -f "$src/.extracted" ]; then
 	touch "$src/.extracted"
 fi
 
-seed=
-if [ -d "$dir/obj" ]; then
-	echo "debug-kernel: resuming the interrupted build in $dir"
+obj=$base/obj-$srcver
+# The tree is about to take this key's configuration: the results built
+# from it for other keys would no longer match it.
+for old in "$base"/*/source; do
+	if [ -f "$old" ] && [ "${old%/source}" != "$dir" ] &&
+		[ "$(cat "$old")" = "$srcver" ]; then
+		echo "debug-kernel: dropping ${old%/source} (another configuration of the same tree)"
+		rm -rf "${old%/source}"
+	fi
+done
+if [ -f "$obj/.vblk-built" ]; then
+	kind=incremental
+	echo "debug-kernel: reconfiguring the tree in $obj (incremental build)"
 else
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	for old in "$base"/*/obj; do
-		if [ "$(cat "${old%/obj}/source" 2>/dev/null)" = "$srcver" ] &&
-			{ [ -z "$seed" ] || [ "$old" -nt "$seed" ]; }; then
-			seed=$old
-		fi
-	done
+	kind=fresh
 fi
-if [ -n "$seed" ]; then
-	echo "debug-kernel: starting from the tree in ${seed%/obj}"
-	mv "$seed" "$dir/obj"
-	rm -rf "${seed%/obj}"
-fi
-mkdir -p "$dir/obj"
+rm -rf "$dir"
+mkdir -p "$dir" "$obj"
+ln -s "../obj-$srcver" "$dir/obj"
 echo "$srcver" >"$dir/source"
-obj=$dir/obj
 kmake() { nice -n "$nice" make -C "$src" O="$obj" "$@"; }
 
 cat "$frags"/*.config >"$dir/fragments.config"
@@ -126,6 +131,8 @@ kmake -j"$jobs" bzImage modules >"$dir/build.log" 2>&1 ||
 kmake -s INSTALL_MOD_PATH="$dir/modules" modules_install >>"$dir/build.log" 2>&1 ||
 	die "modules_install failed; log: $dir/build.log"
 echo $(($(date +%s) - t0)) >"$dir/build.time"
+echo "$kind" >"$dir/build.kind"
+touch "$obj/.vblk-built"
 cp "$obj/arch/x86/boot/bzImage" "$dir/bzImage"
 kmake -s kernelrelease >"$dir/kernel.release"
 # For scripts/kernel-prep.sh: the Debian version of the source (vhost.h's origin).
@@ -135,4 +142,4 @@ else
 	echo "$srcver" >"$obj/vblk-source-version"
 fi
 touch "$dir/.done"
-echo "debug-kernel: built $(cat "$dir/kernel.release") in $(cat "$dir/build.time")s: $dir"
+echo "debug-kernel: built $(cat "$dir/kernel.release") in $(cat "$dir/build.time")s ($kind): $dir"
