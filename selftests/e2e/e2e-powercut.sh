@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 # End-to-end power cut, issue 12: does what a real guest's ext4 was told is durable survive?
 #
-# The disk is dm-log-writes over a brd ram disk (the log on another), served by vhostblkctl serve
-# to a level-2 guest whose case (guest.sh case_powercut) makes ext4 on it, then runs a seeded
-# workload of file creates, appends and renames with fsync and sync at points. Each time an
-# fsync or sync returned, the guest lists the files whose contents are durable by then with
-# their md5 and waits; the host sets a dm-log-writes mark there (dmsetup message) and keeps the
-# list. dm-log-writes logs a write only once a flush sent after its completion completed (a FUA
-# write at its completion) and a mark when it is set, so the log replayed up to any flush or
+# The disk is a loop device over dm-log-writes over a brd ram disk (the log on another), served by
+# vhostblkctl serve to a level-2 guest whose case (guest.sh case_powercut) makes ext4 on it, then
+# runs a seeded workload of file creates, appends and renames with fsync and sync at points. Each
+# time an fsync or sync returned, the guest lists the files whose contents are durable by then
+# with their md5 and waits; the host sets a dm-log-writes mark there (dmsetup message) and keeps
+# the list. dm-log-writes logs a write only once a flush sent after its completion completed (a
+# FUA write at its completion) and a mark when it is set, so the log replayed up to any flush or
 # mark is what a disk with a volatile write cache would hold had the power gone there.
 #
 # After the guest powers off, lw-replay (build/e2e, over selftests/vhost_blk/lw_replay.c) replays
@@ -187,7 +187,25 @@ pc_dm_up() {
 	echo "0 $((PC_MB * 2048)) log-writes $DATA $LOG" | dmsetup create $DM || return 1
 	E2E_DM=$DM
 	# The kernel's own node (devtmpfs): without udev there is no /dev/mapper/NAME.
-	PC_DEV=/dev/$(dmsetup info -c --noheadings -o blkdevname $DM) && [ -b "$PC_DEV" ]
+	PC_DM_DEV=/dev/$(dmsetup info -c --noheadings -o blkdevname $DM) && [ -b "$PC_DM_DEV" ] || return 1
+	# The daemon gets a loop device over it: dm-log-writes logs a flush's writes when that
+	# flush completes, so two flushes in flight at once (the guest's queues each send theirs)
+	# can log older data after newer, a state no disk can be in. Loop is blk-mq, whose flush
+	# machinery keeps one flush in flight below it, as a disk's queue does (powercut_test
+	# does the same; Documentation/vhost-blk.rst).
+	PC_DEV=$(losetup --show -f --direct-io=on --sector-size 512 "$PC_DM_DEV") || return 1
+	E2E_LOOPS=$PC_DEV
+}
+
+# pc_dm_down: the loop device, then the target (which logs what was never flushed, then its
+# end mark).
+pc_dm_down() {
+	if [ -n "${E2E_LOOPS:-}" ]; then
+		losetup -d "$E2E_LOOPS" || return 1
+		E2E_LOOPS=
+	fi
+	dmsetup remove --retry $DM || return 1
+	E2E_DM=
 }
 
 # pc_run MODE: one guest on serve --cache MODE, its marks, then the replay with the checks.
@@ -204,8 +222,7 @@ pc_run() {
 	E2E_DAEMON_OF=d-$_mode
 	if ! E2E_CACHE=$_mode daemon_start "d-$_mode" "$PC_DEV"; then
 		echo "the daemon (serve --cache $_mode on $PC_DEV) did not start" >"$_run/setup"
-		dmsetup remove $DM
-		E2E_DM=
+		pc_dm_down
 		return 1
 	fi
 	# Unsafe only has to show a loss: a short workload does (the replay of its marks is quick).
@@ -221,12 +238,10 @@ pc_run() {
 	[ "$_last" = 0 ] || cp "$_run/marks/m$((_last - 1))" "$_run/marks/end"
 	daemon_stop "d-$_mode"
 	echo "$E2E_DAEMON_RC" >"$_run/daemon"
-	# Removing the target logs what was never flushed, then the end mark.
-	if ! dmsetup remove $DM; then
-		echo "dmsetup remove $DM failed after the guest: the log has no end" >"$_run/setup"
+	if ! pc_dm_down; then
+		echo "losetup -d $PC_DEV or dmsetup remove $DM failed after the guest: the log has no end" >"$_run/setup"
 		return 1
 	fi
-	E2E_DM=
 	dd if=/dev/zero of=$REPLAY bs=1M count=$PC_MB oflag=direct status=none
 	_t=$(now)
 	PC_RUN=$_run PC_MNT=$E2E_WORK/mnt "$LWR" $LOG $REPLAY --copy $COPY \

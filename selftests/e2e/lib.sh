@@ -91,8 +91,11 @@ e2e_cleanup() {
 		_p=$(cat "$_f")
 		kill -9 "$_p" 2>/dev/null || true
 	done
+	for _l in $E2E_LOOPS; do
+		losetup -d "$_l" 2>/dev/null || true
+	done
 	for _d in $E2E_DM; do
-		dmsetup remove "$_d" 2>/dev/null || true
+		dmsetup remove --retry "$_d" 2>/dev/null || true
 	done
 	if [ "${E2E_KEEP:-0}" = 1 ]; then
 		echo "# kept $E2E_WORK"
@@ -101,6 +104,7 @@ e2e_cleanup() {
 	fi
 }
 E2E_DM=
+E2E_LOOPS=
 
 # e2e_setup PLAN: print the plan, check KVM and the daemon, build the guest's initramfs.
 e2e_setup() {

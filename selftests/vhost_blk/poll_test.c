@@ -306,6 +306,17 @@ TEST_F(mixed, data_correct_with_polling)
 }
 
 /* A brd device with every ring polled for UINT_MAX us; one request done. */
+/* /dev/ram0 is there (brd loads on demand). */
+static bool have_brd(void)
+{
+	int fd = vblk_brd(0, NULL);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 static int polled_device(struct __test_metadata *_metadata, struct vdrv *d,
 			 unsigned int nq)
 {
@@ -329,10 +340,8 @@ TEST(idle_device_does_not_spin)
 	struct vdrv d;
 	int bdev;
 
-	bdev = vblk_brd(0, NULL);
-	if (bdev < 0)
+	if (!have_brd())
 		SKIP(return, "no brd ram disk");
-	close(bdev);
 	bdev = polled_device(_metadata, &d, 2);
 	ASSERT_LE(0, bdev);
 	cpu0 = worker_cpu_s(getpid());
@@ -357,10 +366,8 @@ TEST(sparse_requests_do_not_spin)
 	struct vdrv d;
 	int bdev, i;
 
-	bdev = vblk_brd(0, NULL);
-	if (bdev < 0)
+	if (!have_brd())
 		SKIP(return, "no brd ram disk");
-	close(bdev);
 	bdev = polled_device(_metadata, &d, 1);
 	ASSERT_LE(0, bdev);
 	r = vdrv_req_alloc(&d, VIRTIO_BLK_T_IN, 8, REQ_LEN);
@@ -417,10 +424,8 @@ TEST(detach_and_close_while_polling)
 	double t0;
 	int bdev;
 
-	bdev = vblk_brd(0, NULL);
-	if (bdev < 0)
+	if (!have_brd())
 		SKIP(return, "no brd ram disk");
-	close(bdev);
 	bdev = polled_device(_metadata, &d, 1);
 	ASSERT_LE(0, bdev);
 	s.d = &d;
@@ -457,10 +462,8 @@ TEST(owner_killed_while_polling)
 	pid_t pid;
 	char c;
 
-	bdev = vblk_brd(0, NULL);
-	if (bdev < 0)
+	if (!have_brd())
 		SKIP(return, "no brd ram disk");
-	close(bdev);
 	ASSERT_EQ(0, pipe(pipefd));
 	pid = fork();
 	ASSERT_LE(0, pid);
