@@ -193,7 +193,12 @@ pc_dm_up() {
 	# can log older data after newer, a state no disk can be in. Loop is blk-mq, whose flush
 	# machinery keeps one flush in flight below it, as a disk's queue does (powercut_test
 	# does the same; Documentation/vhost-blk.rst).
-	PC_DEV=$(losetup --show -f --direct-io=on --sector-size 512 "$PC_DM_DEV") || return 1
+	modprobe loop 2>/dev/null
+	if ! PC_DEV=$(losetup --show -f --direct-io=on --sector-size 512 "$PC_DM_DEV"); then
+		echo "no loop device over $PC_DM_DEV (losetup, loop module)" | diag
+		pc_dm_down
+		return 1
+	fi
 	E2E_LOOPS=$PC_DEV
 }
 
