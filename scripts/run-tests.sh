@@ -63,8 +63,9 @@ host_test emu-fault selftests/e2e/emu-fault-test.sh
 # The end-to-end tests with real QEMU guests (level 2, KVM inside the TCG VM) run after the
 # kselftests, each in its own level-1 boot: a nested-emulation crash then costs one test, and a
 # test that fails for a reason selftests/e2e/emu-fault.sh recognises as the emulator's (a
-# level-1 oops in KVM or entry code from TCG's text patching, a nested guest that died before
-# it was served a request) gets one rerun in a fresh boot, announced by a "RETRY" line with
+# level-1 oops in KVM or entry code from TCG's text patching, a silent reset of the level-1 VM
+# while a nested guest was booting, a nested guest that died before it was served a request)
+# gets one rerun in a fresh boot, announced by a "RETRY" line with
 # the evidence. Everything else, and any failure of the rerun, fails the run.
 # Inside a test, a level-2 guest that the emulation ends before its /init is booted again (lib.sh's
 # guest_boot, "# E2E-GUEST-REBOOT" lines, listed at the end); nothing of the test had run in it.

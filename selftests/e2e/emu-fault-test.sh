@@ -35,7 +35,7 @@ mk() {
 
 MODS='[  118.851582] Modules linked in: kvm_amd ccp kvm irqbypass brd vhost_blk(OE) vhost vhost_iotlb\n'
 echo "TAP version 13"
-echo "1..29"
+echo "1..33"
 
 mk int3 'not ok 1 x\n' "[  118.845141] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n[  118.846575] CPU: 0 UID: 0 PID: 1309 Comm: qemu-system-x86\n[  118.846971] RIP: 0010:kvm_arch_vcpu_ioctl_run+0x6de/0x1760 [kvm]\n$MODS"
 case_ int3 emu '^L1-INT3: .*kvm_arch_vcpu_ioctl_run'
@@ -93,6 +93,24 @@ case_ l2-nobios emu '^L2-NOBIOS: .*g0'
 mk l2-nobios-qemu-error 'not ok 1 x\n# E2E-GUEST-GONE g0 requests=0\n' '' 'qemu-system-x86_64: -chardev socket,id=vub: Failed to connect\n'
 case_ l2-nobios-qemu-error ours ''
 
+# 6.12 clean-clone run: the level-1 VM powered off 41 s into e2e-restart, nothing on its console
+# after the nested guest's vCPU started, the guest just past SeaBIOS.
+L1RESET_CON='[   36.438021] kvm: kvm [244]: vcpu0, guest rIP: 0xffffffffbb09e458 Unhandled WRMSR(0xc0010007) = 0xffff\n'
+L2_PAST_BIOS='SeaBIOS (version 1.16.2-debian-1.16.2-1)\nBooting from ROM...\nProbing EDD (edd=off to disable)... ok\n'
+mk l1-reset 'TAP version 13\n1..9\n' "$L1RESET_CON" "$L2_PAST_BIOS"
+echo early-poweroff >"$work/l1-reset/vm-end"
+: >"$work/l1-reset/qemu.log"
+case_ l1-reset emu '^L1-RESET: .*g0'
+mk l1-reset-panic 'TAP version 13\n1..9\n' "${L1RESET_CON}[   40.1] Kernel panic - not syncing: Fatal exception\n" "$L2_PAST_BIOS"
+echo early-poweroff >"$work/l1-reset-panic/vm-end"
+case_ l1-reset-panic ours ''
+mk l1-reset-guest-up 'TAP version 13\n1..9\n' "$L1RESET_CON" "${L2_PAST_BIOS}l2-init: up, CPUs 0-1 online\n"
+echo early-poweroff >"$work/l1-reset-guest-up/vm-end"
+case_ l1-reset-guest-up ours ''
+mk l1-timeout 'TAP version 13\n1..9\n' "$L1RESET_CON" "$L2_PAST_BIOS"
+echo timeout >"$work/l1-timeout/vm-end"
+case_ l1-timeout ours ''
+
 # lib.sh's guest_boot_fault: which level-2 guests that never reached /init are booted again
 # inside the test. boot_case NAME WANT(emu|ours) PATTERN STATE(dead|running|noinit) CONSOLE
 . "$(dirname "$0")/lib.sh"
@@ -138,6 +156,7 @@ kill $alive
 # ends before the firmware, the second comes up (booted again once, with the evidence), and a
 # guest whose every boot dies inside SeaBIOS is not booted again.
 STUB_BOOTS=$work/boot/stub
+VBC=/nonexistent # kernel_diag: no module to ask here
 l2_boot() {
 	local k
 	k=$(($(cat "$STUB_BOOTS.n" 2>/dev/null || echo 0) + 1))

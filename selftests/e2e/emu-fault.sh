@@ -36,6 +36,11 @@
 #            request had been counted on any vhost-blk queue (lib.sh's "E2E-GUEST-GONE NAME
 #            requests=0") and qemu printed no error: the nested guest died before our device
 #            served it a single request, so nothing of ours could have killed it.
+#  L1-RESET the level-1 VM itself ended in the middle of the test (vmrun: "guest powered off before
+#            finishing"; qemu exited 0 with nothing in its log, under -no-reboot: a reset of the
+#            emulated machine) with not a line of a panic, oops, BUG or warning on its console,
+#            while a level-2 guest was between SeaBIOS and its /init: the nested boot's reset
+#            (L2-NOBIOS, L2-NOINIT) took the whole level-1 machine with it (6.12, once).
 # Never for: a level-1 oops or warning whose text names vhost (our module or the vhost core), a
 # guest that printed an E2E-FAIL line (data mismatch, wrong errno, ...), a failed check about a
 # daemon, a level-2 guest that stalled (was killed by the test's timeout) rather than died, or
@@ -64,6 +69,17 @@ e2e_emulation_fault() {
 		line=$(grep -m1 -E 'rcu: INFO: rcu_(preempt|sched) (self-)?detected stall' "$con") &&
 			grep -qE 'text_poke_bp|asm_exc_int3' "$con" &&
 			{ echo "L1-POKE: level-1 kernel: $(_emu_strip "$line"), $(grep -m1 -oE 'text_poke_bp[a-z_]*|asm_exc_int3' "$con") in the stall dump"; return 0; }
+	fi
+
+	if [ "$(cat "$1/vm-end" 2>/dev/null)" = early-poweroff ] && [ ! -s "$1/qemu.log" ] &&
+		! grep -qE 'Kernel panic|Oops|BUG:|WARNING:|int3: 0000|general protection fault|detected stall' "$con"; then
+		for f in "$logs"/*.console; do
+			[ -f "$f" ] || continue
+			tr -d '\r' <"$f" | grep -q 'Booting from ROM' || continue
+			tr -d '\r' <"$f" | grep -q '^l2-init: up' && continue
+			echo "L1-RESET: the level-1 VM ended silently while level-2 guest $(basename "$f" .console) was booting past SeaBIOS ($(cat "$1/stage" 2>/dev/null))"
+			return 0
+		done
 	fi
 
 	for f in "$logs"/*.console; do

@@ -210,7 +210,9 @@ reached_tests() {
 	return 1
 }
 
+# How the VM ended, for selftests/e2e/emu-fault.sh: timeout, qemu-error, early-poweroff, done.
 if [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then
+	echo timeout >"$OUT/vm-end"
 	BOOT_OK=0
 	if reached_tests; then
 		where="it reached the test stage; last stage: $STAGE"
@@ -222,13 +224,17 @@ if [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then
 	echo "vmrun: [$KVER] FAIL: guest did not finish within ${TIMEOUT}s, qemu killed; $where" >&2
 	console_tail
 elif [ "$qrc" -ne 0 ]; then
+	echo qemu-error >"$OUT/vm-end"
 	BOOT_OK=0
 	echo "vmrun: [$KVER] FAIL: qemu exited with $qrc:" >&2
 	cat "$OUT/qemu.log" >&2
 elif [ "$STAGE" != "done" ]; then
+	echo early-poweroff >"$OUT/vm-end"
 	BOOT_OK=0
 	echo "vmrun: [$KVER] FAIL: guest powered off before finishing; last stage: $STAGE" >&2
 	console_tail
+else
+	echo "done" >"$OUT/vm-end"
 fi
 
 if [ -f "$OUT/stages.log" ]; then
