@@ -93,26 +93,6 @@ fi
 for m in $LOAD; do
 	setup_step "modprobe $m" modprobe "$m"
 done
-# vmrun boots the kernel on one CPU (maxcpus=1). The module loads above, and KVM's with its
-# static-key pin below (l2-lib.sh: held for the whole boot, so nested guests never make this
-# kernel patch its own text again), rewrite kernel text with no second vCPU that could run stale
-# translated code or leave the patcher's IPI unanswered: under multi-threaded TCG that is what
-# stalled or oopsed the VM (a stall right after kvm_amd loaded was seen). Then the rest come up.
-if [ "$(cat /sys/devices/system/cpu/online)" = 0 ]; then
-	# shellcheck source=l2-lib.sh
-	. "$(dirname "$0")/l2-lib.sh"
-	# No KVM here (1) is for the tests that need it to skip; a pin that fails (2) is a failure.
-	_rc=0
-	_why=$(l2_kvm_ready 2>&1) || _rc=$?
-	# shellcheck disable=SC2016 # $1 is the inner shell's
-	[ $_rc -ne 2 ] || setup_step "KVM static-key pin" sh -c 'echo "$1"; exit 1' sh "$_why"
-	for c in /sys/devices/system/cpu/cpu[0-9]*/online; do
-		if [ -e "$c" ] && [ "$(cat "$c")" != 1 ]; then
-			setup_step "online ${c%/online}" sh -c "echo 1 >$c"
-		fi
-	done
-	say "CPUs $(cat /sys/devices/system/cpu/online) online"
-fi
 echo "1..$SETUP_N" >>"$OUT/setup.tap"
 echo "$SETUP_FAILED" >"$OUT/setup.rc"
 if [ "$SETUP_FAILED" -ne 0 ]; then

@@ -166,9 +166,6 @@ rm -f "$OUT"/*.tap "$OUT"/*.rc "$OUT"/*.time "$OUT"/dmesg.log "$OUT"/console.log
 # both before smp_init(), so no cross-CPU patching happens; tests only set a filter and read.
 APPEND="console=ttyS0 panic=-1 no_timer_check log_buf_len=16M printk.devkmsg=on vmrun.out=$OUT"
 APPEND+=" trace_event=block:block_bio_queue"
-# maxcpus=1: guest-run.sh loads the modules and KVM's static-key pin on one CPU, then brings the
-# others up (the same reason: text patching with a second vCPU running is what TCG gets wrong).
-APPEND+=" maxcpus=1"
 [ -z "$KDIR" ] || APPEND="$APPEND vmrun.modules=$MODROOT vmrun.kernel=$KERNEL"
 esc() { printf '%s' "${1//,/,,}"; } # qemu option values escape "," by doubling it
 
