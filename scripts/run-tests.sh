@@ -66,7 +66,7 @@ host_test emu-fault selftests/e2e/emu-fault-test.sh
 # level-1 oops in KVM or entry code from TCG's text patching, a silent reset of the level-1 VM
 # while a nested guest was booting, a nested guest that died before it was served a request)
 # gets up to two reruns, each in a fresh boot, announced by a "RETRY" line with
-# the evidence. Everything else, and any failure of the rerun, fails the run.
+# the evidence. Everything else, and a third emulation fault in a row, fails the run.
 # Inside a test, a level-2 guest that the emulation ends before its /init is booted again (lib.sh's
 # guest_boot, "# E2E-GUEST-REBOOT" lines, listed at the end); nothing of the test had run in it.
 # E2E=none leaves them out (make check-quick). The libvirt XML check and l2-guest-boot run in the
